@@ -1,0 +1,69 @@
+/*
+ * http.h
+ *		libcurl transport: one reused handle per backend, cancellable waits.
+ */
+#ifndef SECRETSMGR_HTTP_H
+#define SECRETSMGR_HTTP_H
+
+#include "postgres.h"
+
+typedef enum SmHttpStatus
+{
+	SM_HTTP_OK = 0,				/* a response arrived (any HTTP status) */
+	SM_HTTP_CONNECT_ERROR,		/* could not resolve or connect, or dropped */
+	SM_HTTP_TIMEOUT,			/* connect_timeout or request_timeout passed */
+	SM_HTTP_TOO_LARGE,			/* body over max_body bytes */
+	SM_HTTP_TLS_ERROR,			/* certificate or handshake failure */
+	SM_HTTP_OTHER_ERROR
+} SmHttpStatus;
+
+typedef struct SmHttpHeader
+{
+	const char *name;
+	const char *value;
+} SmHttpHeader;
+
+typedef struct SmHttpRequest
+{
+	const char *method;			/* "GET", "PUT", "POST" */
+	const char *url;
+	const SmHttpHeader *headers;
+	int			nheaders;
+	const char *body;			/* may be NULL */
+	size_t		body_len;
+	long		connect_timeout_ms;
+	long		timeout_ms;			/* whole request */
+	size_t		max_body;		/* response cap */
+} SmHttpRequest;
+
+typedef struct SmHttpResponse
+{
+	long		status;			/* HTTP status, 0 if none */
+	char	   *body;			/* palloc'd, NUL-terminated, may hold a secret */
+	size_t		body_len;
+	char		request_id[128];	/* x-amzn-requestid, "" if none */
+	char		error[256];		/* transport error text (never a body) */
+} SmHttpResponse;
+
+/*
+ * Perform one request.  Waits in 50 ms slices and raises the pending
+ * interrupt (statement_timeout, pg_cancel_backend, terminate) after leaving
+ * libcurl cleanly.  Transport failures are returned, not raised.  A body is
+ * kept only when the result is SM_HTTP_OK.
+ */
+extern SmHttpStatus sm_http_perform(const SmHttpRequest *req, SmHttpResponse *resp);
+
+/* Zero and free resp->body. */
+extern void sm_http_response_free(SmHttpResponse *resp);
+
+/*
+ * Is url acceptable as an endpoint: https, or http on a loopback address
+ * (127.0.0.0/8, localhost, [::1])?  extra_http_hosts lets the credentials
+ * chain allow the documented link-local metadata addresses.
+ */
+extern bool sm_http_url_allowed(const char *url, const char *const *extra_http_hosts);
+
+/* Drop the cached connection (after a transport error or on demand). */
+extern void sm_http_reset(void);
+
+#endif							/* SECRETSMGR_HTTP_H */

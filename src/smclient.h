@@ -1,0 +1,108 @@
+/*
+ * smclient.h
+ *		Secrets Manager JSON 1.1 client, retries and the AWS error map.
+ */
+#ifndef SECRETSMGR_SMCLIENT_H
+#define SECRETSMGR_SMCLIENT_H
+
+#include "postgres.h"
+
+#include <jansson.h>
+
+#include "http.h"
+
+/* What a failed call left behind (all strings palloc'd; never a body). */
+typedef struct SmAwsError
+{
+	SmHttpStatus transport;		/* SM_HTTP_OK when an HTTP response came */
+	long		http_status;
+	char	   *type;			/* AWS error type, e.g. "ThrottlingException";
+								 * "HttpError" / "ConnectionError" / "Timeout" /
+								 * "ResponseTooLarge" / "MalformedResponse" */
+	char	   *message;		/* AWS's message, sanitised, or NULL */
+	char	   *request_id;		/* x-amzn-requestid or "" */
+	int			attempts;
+} SmAwsError;
+
+/* A secret version (strings palloc'd; the value in a secret buffer). */
+typedef struct SmSecretValue
+{
+	char	   *arn;
+	char	   *name;
+	char	   *version_id;
+	char	   *secret_string;	/* NULL when the secret is binary */
+	char	   *secret_binary;	/* decoded bytes, or NULL */
+	size_t		binary_len;
+	char	  **stages;
+	int			nstages;
+	double		created_date;	/* epoch seconds */
+} SmSecretValue;
+
+/*
+ * Call operation with request (not stolen), retrying throttling, 5xx and
+ * transport errors up to secretsmgr.max_attempts with full-jitter backoff
+ * that sleeps on the latch.  Returns the parsed response (caller json_decref)
+ * or NULL with *err filled.  Interrupts are raised, never returned.
+ */
+extern json_t *sm_client_try_call(const char *operation, json_t *request, SmAwsError *err);
+
+/* As sm_client_try_call, but raises the mapped error on failure. */
+extern json_t *sm_client_call(const char *operation, json_t *request, const char *secret_id);
+
+/*
+ * Raise err as a PostgreSQL error: SQLSTATE, message, detail (AWS type and
+ * request id) and hint from the error map.  secret_id names the secret in the
+ * message (may be NULL).
+ */
+extern void sm_client_raise(const char *operation, const SmAwsError *err,
+							const char *secret_id) pg_attribute_noreturn();
+
+/* Is this AWS error type ResourceNotFoundException? */
+extern bool sm_client_error_is_not_found(const SmAwsError *err);
+
+/*
+ * GetSecretValue.  version_stage and version_id may each be NULL (at least
+ * one is sent; AWSCURRENT when both are NULL).  When missing_ok and the
+ * version does not exist, returns false; other failures raise.
+ */
+extern bool sm_client_get_secret_value(const char *secret_id, const char *version_stage,
+									   const char *version_id, bool missing_ok,
+									   SmSecretValue *out);
+
+/* Deep copy / scrub of an SmSecretValue (copy lands in CurrentMemoryContext). */
+extern void sm_secret_value_copy(SmSecretValue *dst, const SmSecretValue *src);
+extern void sm_secret_value_scrub(SmSecretValue *v);
+
+/* Does v carry the staging label stage? */
+extern bool sm_secret_value_has_stage(const SmSecretValue *v, const char *stage);
+
+/* DescribeSecret: the parsed response (caller json_decref). */
+extern json_t *sm_client_describe_secret(const char *secret_id);
+
+/*
+ * PutSecretValue of secret_string under client_request_token with the given
+ * stages (NULL/0 = AWS default, i.e. AWSCURRENT).  Returns the VersionId.
+ */
+extern char *sm_client_put_secret_value(const char *secret_id, const char *client_request_token,
+										const char *secret_string,
+										const char *const *stages, int nstages);
+
+/*
+ * UpdateSecretVersionStage: move stage to move_to (may be NULL) and off
+ * remove_from (may be NULL).
+ */
+extern void sm_client_update_secret_version_stage(const char *secret_id, const char *stage,
+												  const char *move_to, const char *remove_from);
+
+/* GetRandomPassword(length, exclude) -> secret buffer. */
+extern char *sm_client_get_random_password(int length, const char *exclude_characters);
+
+/* The endpoint URL in use (secretsmgr.endpoint, env overrides, or AWS's). */
+extern const char *sm_client_endpoint(void);
+
+/* Check a secret id / stage / version id argument, raising 22023 when bad. */
+extern void sm_client_check_secret_id(const char *secret_id);
+extern void sm_client_check_version_stage(const char *stage);
+extern void sm_client_check_version_id(const char *version_id);
+
+#endif							/* SECRETSMGR_SMCLIENT_H */
