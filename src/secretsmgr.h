@@ -25,6 +25,7 @@ extern char *sm_guc_password_exclude_characters;
 extern int	sm_guc_connect_timeout_ms;
 extern int	sm_guc_request_timeout_ms;
 extern int	sm_guc_max_attempts;
+extern int	sm_guc_retry_base_delay_ms;
 extern int	sm_guc_cache_ttl_s;
 extern int	sm_guc_cache_max_entries;
 extern int	sm_guc_password_length;
@@ -41,6 +42,9 @@ typedef enum SmStatKind
 } SmStatKind;
 
 extern void sm_stats_count(SmStatKind kind, const char *name, double ms);
+
+/* Free a string returned by json_dumps (jansson blocks are zeroed on free). */
+extern void sm_json_free_string(char *s);
 
 /* Zero a buffer that held a secret (not optimised away). */
 extern void sm_secure_zero(void *p, size_t len);

@@ -7,9 +7,13 @@
 
 #include "postgres.h"
 
-#include <jansson.h>
-
 #include "http.h"
+
+/*
+ * jansson's value type, declared without <jansson.h> so that this header
+ * mixes with utils/builtins.h; files that call jansson include smjson.h.
+ */
+typedef struct json_t json_t;
 
 /* What a failed call left behind (all strings palloc'd; never a body). */
 typedef struct SmAwsError
