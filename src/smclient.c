@@ -1,0 +1,1019 @@
+/*
+ * smclient.c
+ *		Secrets Manager client: JSON 1.1 protocol, retries, the error map.
+ *
+ * Every call goes through sm_client_try_call(): serialise the request with
+ * jansson, sign it (SigV4, the signing key cached for its day), send it with
+ * http.c, and decode the answer.  Throttling, HTTP 5xx, connection errors and
+ * timeouts are retried up to secretsmgr.max_attempts times with full-jitter
+ * exponential backoff; the wait sleeps on the latch, so a cancel or
+ * statement_timeout ends it at once.
+ *
+ * Invariants:
+ * - no response body, header, key, token or secret value reaches an error
+ *   message or a log line: errors carry the AWS error type, the HTTP status
+ *   and the request id; AWS's own message goes to the server log only
+ *   (errdetail_log), sanitised and bounded;
+ * - request bodies (PutSecretValue carries a password) and response bodies
+ *   live in scrubbed buffers (jansson's zeroing allocator, secret buffers).
+ */
+#include "postgres.h"
+
+#include "smjson.h"
+
+#include <math.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <curl/curl.h>
+
+#include "common/base64.h"
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/wait_event.h"
+
+#include "compat.h"
+#include "credentials.h"
+#include "http.h"
+#include "secretsmgr.h"
+#include "sigv4.h"
+#include "smclient.h"
+
+#define SM_SERVICE "secretsmanager"
+#define SM_MAX_BACKOFF_MS 20000
+
+/* The signing key of one (access key, day, region), kept across calls. */
+static struct
+{
+	char		access_key_id[129];
+	char		date8[9];
+	char		region[33];
+	unsigned char key[32];
+	bool		valid;
+} signing_key_cache;
+
+/* Endpoint derived from the settings, and the Host header that goes with it. */
+static char *endpoint_url = NULL;
+static char *endpoint_host = NULL;
+
+/* Milliseconds since an arbitrary origin, for latencies. */
+static double
+now_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return tv.tv_sec * 1000.0 + tv.tv_usec / 1000.0;
+}
+
+/* Is the string made of printable ASCII and at most maxlen long? */
+static bool
+printable_ascii(const char *s, size_t maxlen)
+{
+	size_t		n = 0;
+
+	for (; *s; s++, n++)
+	{
+		if (n >= maxlen || (unsigned char) *s < 0x20 || (unsigned char) *s > 0x7e)
+			return false;
+	}
+	return true;
+}
+
+/* Check a SecretId argument: 1 to 2048 printable characters. */
+void
+sm_client_check_secret_id(const char *secret_id)
+{
+	size_t		len = strlen(secret_id);
+
+	if (len == 0 || len > 2048)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("secret id must have between 1 and 2048 characters"),
+				 errdetail("The secret id given has %zu characters.", len),
+				 errhint("Pass the secret's name or its ARN.")));
+	if (!printable_ascii(secret_id, 2048))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("secret id contains characters Secrets Manager does not accept"),
+				 errdetail("Secret names and ARNs hold printable ASCII characters only."),
+				 errhint("Pass the secret's name or its ARN.")));
+}
+
+/* Check a VersionStage argument: 1 to 256 printable characters. */
+void
+sm_client_check_version_stage(const char *stage)
+{
+	size_t		len = strlen(stage);
+
+	if (len == 0 || len > 256 || !printable_ascii(stage, 256))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid version stage"),
+				 errdetail("A staging label has between 1 and 256 printable characters."),
+				 errhint("Use a label such as AWSCURRENT, AWSPENDING or AWSPREVIOUS, or NULL with a version id.")));
+}
+
+/* Check a VersionId / ClientRequestToken argument: 32 to 64 printable characters. */
+void
+sm_client_check_version_id(const char *version_id)
+{
+	size_t		len = strlen(version_id);
+
+	if (len < 32 || len > 64 || !printable_ascii(version_id, 64))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid version id"),
+				 errdetail("A version id has between 32 and 64 printable characters; the one given has %zu.", len),
+				 errhint("Use a VersionId as secretsmgr_describe_secret() lists them.")));
+}
+
+/* Resolve the endpoint URL and its Host header from settings and environment. */
+static void
+resolve_endpoint(void)
+{
+	const char *url = NULL;
+	const char *env_names[] = {"AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"};
+	char	   *built = NULL;
+	CURLU	   *u;
+	char	   *host = NULL;
+	char	   *port = NULL;
+	MemoryContext old;
+
+	if (sm_guc_endpoint && sm_guc_endpoint[0])
+		url = sm_guc_endpoint;
+	for (int i = 0; url == NULL && i < lengthof(env_names); i++)
+	{
+		const char *v = getenv(env_names[i]);
+
+		if (v && v[0])
+			url = v;
+	}
+	if (url == NULL)
+		url = built = psprintf("https://secretsmanager.%s.amazonaws.com/", sm_region_get());
+
+	if (!sm_http_url_allowed(url, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("Secrets Manager endpoint \"%s\" is not allowed", url),
+				 errdetail("Only https:// endpoints, or http:// on a loopback address, are used."),
+				 errhint("Fix \"secretsmgr.endpoint\" or the AWS_ENDPOINT_URL* environment variables of the server.")));
+
+	if (endpoint_url && strcmp(endpoint_url, url) == 0)
+		return;
+
+	u = curl_url();
+	if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+		curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+	{
+		if (u)
+			curl_url_cleanup(u);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("Secrets Manager endpoint \"%s\" is not a valid URL", url),
+				 errhint("Fix \"secretsmgr.endpoint\".")));
+	}
+	(void) curl_url_get(u, CURLUPART_PORT, &port, 0);
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	if (endpoint_url)
+		pfree(endpoint_url);
+	if (endpoint_host)
+		pfree(endpoint_host);
+	endpoint_url = pstrdup(url);
+	endpoint_host = port ? psprintf("%s:%s", host, port) : pstrdup(host);
+	MemoryContextSwitchTo(old);
+
+	curl_free(host);
+	if (port)
+		curl_free(port);
+	curl_url_cleanup(u);
+	if (built)
+		pfree(built);
+}
+
+/* The endpoint URL in use. */
+const char *
+sm_client_endpoint(void)
+{
+	resolve_endpoint();
+	return endpoint_url;
+}
+
+/* The signing key for creds/date8/region, from the per-day cache. */
+static const unsigned char *
+signing_key(const SmCredentials *creds, const char *date8, const char *region)
+{
+	if (!signing_key_cache.valid ||
+		strcmp(signing_key_cache.access_key_id, creds->access_key_id) != 0 ||
+		strcmp(signing_key_cache.date8, date8) != 0 ||
+		strcmp(signing_key_cache.region, region) != 0)
+	{
+		sm_secure_zero(signing_key_cache.key, sizeof(signing_key_cache.key));
+		strlcpy(signing_key_cache.access_key_id, creds->access_key_id,
+				sizeof(signing_key_cache.access_key_id));
+		strlcpy(signing_key_cache.date8, date8, sizeof(signing_key_cache.date8));
+		strlcpy(signing_key_cache.region, region, sizeof(signing_key_cache.region));
+		sm_sigv4_signing_key(creds->secret_access_key, date8, region, SM_SERVICE,
+							 signing_key_cache.key);
+		signing_key_cache.valid = true;
+	}
+	return signing_key_cache.key;
+}
+
+/* Forget the cached signing key (credentials changed or were rejected). */
+static void
+signing_key_forget(void)
+{
+	sm_secure_zero(&signing_key_cache, sizeof(signing_key_cache));
+}
+
+/* Keep [A-Za-z0-9_.:-] of s, at most maxlen characters, as a palloc'd string. */
+static char *
+sanitize(const char *s, size_t maxlen)
+{
+	char	   *out = palloc(maxlen + 1);
+	size_t		n = 0;
+
+	for (; s && *s && n < maxlen; s++)
+	{
+		unsigned char c = (unsigned char) *s;
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			(c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-' || c == ':')
+			out[n++] = c;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* AWS's message for the server log: printable ASCII, bounded. */
+static char *
+sanitize_message(const char *s)
+{
+	char	   *out;
+	size_t		n = 0;
+
+	if (s == NULL)
+		return NULL;
+	out = palloc(257);
+	for (; *s && n < 256; s++)
+		out[n++] = ((unsigned char) *s >= 0x20 && (unsigned char) *s < 0x7f) ? *s : '?';
+	out[n] = '\0';
+	return out;
+}
+
+/*
+ * The error type of an AWS error body, as the SDKs read it: "__type", drop
+ * anything after ':' and anything up to the last '#'.
+ */
+static char *
+error_type_of(json_t *root)
+{
+	const char *t = json_string_value(json_object_get(root, "__type"));
+	const char *hash;
+	char	   *copy;
+	char	   *colon;
+
+	if (t == NULL)
+		t = json_string_value(json_object_get(root, "code"));
+	if (t == NULL)
+		return NULL;
+	hash = strrchr(t, '#');
+	if (hash)
+		t = hash + 1;
+	copy = pstrdup(t);
+	colon = strchr(copy, ':');
+	if (colon)
+		*colon = '\0';
+	return sanitize(copy, 96);
+}
+
+/* Is this failure worth another attempt (the SDKs' standard mode list)? */
+static bool
+retryable(const SmAwsError *err)
+{
+	static const char *const types[] = {
+		"ThrottlingException", "Throttling", "TooManyRequestsException",
+		"RequestLimitExceeded", "RequestTimeout", "RequestTimeoutException",
+		"PriorRequestNotComplete", "InternalServiceError", "InternalFailure",
+		"ServiceUnavailable"
+	};
+
+	if (err->transport == SM_HTTP_CONNECT_ERROR || err->transport == SM_HTTP_TIMEOUT)
+		return true;
+	if (err->transport != SM_HTTP_OK)
+		return false;
+	if (err->http_status == 500 || err->http_status == 502 ||
+		err->http_status == 503 || err->http_status == 504)
+		return true;
+	for (int i = 0; i < lengthof(types); i++)
+		if (err->type && strcmp(err->type, types[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Sleep ms on the latch; an interrupt ends the wait with an error. */
+static void
+backoff_sleep(long ms)
+{
+	double		until = now_ms() + ms;
+
+	for (;;)
+	{
+		double		left = until - now_ms();
+
+		CHECK_FOR_INTERRUPTS();
+		if (left <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 (long) ceil(left), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* Full jitter: random(0,1) * min(base * 2^(attempt-1), 20 s). */
+static long
+backoff_ms(int attempt)
+{
+	double		cap = sm_guc_retry_base_delay_ms * pow(2.0, attempt - 1);
+
+	if (cap > SM_MAX_BACKOFF_MS)
+		cap = SM_MAX_BACKOFF_MS;
+	return (long) (pg_prng_double(&pg_global_prng_state) * cap);
+}
+
+/*
+ * One attempt: sign and send body; on a 200 with a JSON body return it,
+ * else fill *err.
+ */
+static json_t *
+attempt_call(const char *operation, const char *body, size_t body_len, SmAwsError *err)
+{
+	SmCredentials creds;
+	const char *region = sm_region_get();
+	char		amz_date[17];
+	char		date8[9];
+	char		target[128];
+	char		authorization[1024];
+	SmSigV4Header sh[5];
+	SmHttpHeader hh[6];
+	int			nh = 4;
+	SmSigV4Request sreq;
+	SmHttpRequest hreq;
+	SmHttpResponse resp;
+	SmHttpStatus st;
+	json_t	   *root;
+	json_error_t jerr;
+
+	resolve_endpoint();
+	sm_credentials_get(&creds);
+
+	sm_sigv4_amz_date(time(NULL), amz_date);
+	memcpy(date8, amz_date, 8);
+	date8[8] = '\0';
+	snprintf(target, sizeof(target), "secretsmanager.%s", operation);
+
+	sh[0].name = "Content-Type";
+	sh[0].value = "application/x-amz-json-1.1";
+	sh[1].name = "Host";
+	sh[1].value = endpoint_host;
+	sh[2].name = "X-Amz-Date";
+	sh[2].value = amz_date;
+	sh[3].name = "X-Amz-Target";
+	sh[3].value = target;
+	if (creds.session_token && creds.session_token[0])
+	{
+		sh[4].name = "X-Amz-Security-Token";
+		sh[4].value = creds.session_token;
+		nh = 5;
+	}
+
+	memset(&sreq, 0, sizeof(sreq));
+	sreq.method = "POST";
+	sreq.path = "/";
+	sreq.query = NULL;
+	sreq.headers = sh;
+	sreq.nheaders = nh;
+	sreq.body = body;
+	sreq.body_len = body_len;
+	sreq.amz_date = amz_date;
+	sreq.region = region;
+	sreq.service = SM_SERVICE;
+	sreq.access_key_id = creds.access_key_id;
+	sreq.secret_access_key = creds.secret_access_key;
+	if (sm_sigv4_sign_with_key(&sreq, signing_key(&creds, date8, region),
+							   authorization, sizeof(authorization), NULL, NULL) != 0)
+	{
+		sm_credentials_free(&creds);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not sign the Secrets Manager request")));
+	}
+
+	/* Host is set by libcurl from the URL; the signed value is the same. */
+	hh[0].name = "Content-Type";
+	hh[0].value = sh[0].value;
+	hh[1].name = "X-Amz-Date";
+	hh[1].value = amz_date;
+	hh[2].name = "X-Amz-Target";
+	hh[2].value = target;
+	hh[3].name = "Authorization";
+	hh[3].value = authorization;
+	if (nh == 5)
+	{
+		hh[4].name = "X-Amz-Security-Token";
+		hh[4].value = creds.session_token;
+	}
+
+	memset(&hreq, 0, sizeof(hreq));
+	hreq.method = "POST";
+	hreq.url = endpoint_url;
+	hreq.headers = hh;
+	hreq.nheaders = (nh == 5) ? 5 : 4;
+	hreq.body = body;
+	hreq.body_len = body_len;
+	hreq.connect_timeout_ms = sm_guc_connect_timeout_ms;
+	hreq.timeout_ms = sm_guc_request_timeout_ms;
+	hreq.max_body = SM_MAX_RESPONSE_BYTES;
+
+	memset(&resp, 0, sizeof(resp));
+	st = sm_http_perform(&hreq, &resp);
+	sm_secure_zero(authorization, sizeof(authorization));
+	sm_credentials_free(&creds);
+
+	err->transport = st;
+	err->http_status = resp.status;
+	err->request_id = pstrdup(resp.request_id);
+	err->type = NULL;
+	err->message = NULL;
+
+	if (st != SM_HTTP_OK)
+	{
+		switch (st)
+		{
+			case SM_HTTP_TIMEOUT:
+				err->type = pstrdup("Timeout");
+				break;
+			case SM_HTTP_TOO_LARGE:
+				err->type = pstrdup("ResponseTooLarge");
+				break;
+			case SM_HTTP_TLS_ERROR:
+				err->type = pstrdup("TlsError");
+				break;
+			case SM_HTTP_CONNECT_ERROR:
+				err->type = pstrdup("ConnectionError");
+				break;
+			default:
+				err->type = pstrdup("TransportError");
+				break;
+		}
+		err->message = sanitize_message(resp.error);
+		sm_http_response_free(&resp);
+		return NULL;
+	}
+
+	root = json_loadb(resp.body ? resp.body : "", resp.body_len, JSON_REJECT_DUPLICATES, &jerr);
+	sm_http_response_free(&resp);
+
+	if (err->http_status == 200)
+	{
+		if (root == NULL || !json_is_object(root))
+		{
+			if (root)
+				json_decref(root);
+			err->type = pstrdup("MalformedResponse");
+			return NULL;
+		}
+		return root;
+	}
+
+	/* An error: AWS JSON if we can read it, else the HTTP status alone. */
+	if (root && json_is_object(root))
+	{
+		const char *msg = json_string_value(json_object_get(root, "message"));
+
+		if (msg == NULL)
+			msg = json_string_value(json_object_get(root, "Message"));
+		err->type = error_type_of(root);
+		err->message = sanitize_message(msg);
+	}
+	if (root)
+		json_decref(root);
+	if (err->type == NULL || err->type[0] == '\0')
+		err->type = psprintf("HTTP%ld", err->http_status);
+	return NULL;
+}
+
+/* Call operation with retries; NULL with *err filled on failure. */
+json_t *
+sm_client_try_call(const char *operation, json_t *request, SmAwsError *err)
+{
+	char	   *body;
+	size_t		body_len;
+	json_t	   *result = NULL;
+	double		start = now_ms();
+	bool		refreshed_credentials = false;
+	int			attempt;
+	char		statname[128];
+
+	memset(err, 0, sizeof(*err));
+	body = json_dumps(request, JSON_COMPACT);
+	if (body == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not serialise the %s request", operation)));
+	body_len = strlen(body);
+
+	PG_TRY();
+	{
+		for (attempt = 1;; attempt++)
+		{
+			result = attempt_call(operation, body, body_len, err);
+			err->attempts = attempt;
+			if (result != NULL)
+				break;
+
+			snprintf(statname, sizeof(statname), "%s:%s", operation, err->type);
+			sm_stats_count(SM_STAT_API_ERROR, statname, 0);
+
+			/* Temporary credentials expired under us: fetch new ones once. */
+			if (!refreshed_credentials && err->type &&
+				(strcmp(err->type, "ExpiredTokenException") == 0 ||
+				 strcmp(err->type, "ExpiredToken") == 0))
+			{
+				refreshed_credentials = true;
+				sm_credentials_invalidate();
+				signing_key_forget();
+				if (attempt < sm_guc_max_attempts)
+				{
+					sm_stats_count(SM_STAT_RETRY, operation, 0);
+					continue;
+				}
+			}
+			if (err->type && (strcmp(err->type, "InvalidSignatureException") == 0 ||
+							  strcmp(err->type, "UnrecognizedClientException") == 0))
+				signing_key_forget();
+
+			if (attempt >= sm_guc_max_attempts || !retryable(err))
+				break;
+
+			elog(DEBUG1, "secretsmgr: %s attempt %d failed with %s, retrying",
+				 operation, attempt, err->type);
+			sm_stats_count(SM_STAT_RETRY, operation, 0);
+			backoff_sleep(backoff_ms(attempt));
+		}
+	}
+	PG_FINALLY();
+	{
+		sm_json_free_string(body);
+	}
+	PG_END_TRY();
+
+	sm_stats_count(SM_STAT_API_CALL, operation, now_ms() - start);
+	return result;
+}
+
+/* Call operation, raising the mapped error on failure. */
+json_t *
+sm_client_call(const char *operation, json_t *request, const char *secret_id)
+{
+	SmAwsError	err;
+	json_t	   *result = sm_client_try_call(operation, request, &err);
+
+	if (result == NULL)
+		sm_client_raise(operation, &err, secret_id);
+	return result;
+}
+
+/* Is err a ResourceNotFoundException? */
+bool
+sm_client_error_is_not_found(const SmAwsError *err)
+{
+	return err->transport == SM_HTTP_OK && err->type &&
+		strcmp(err->type, "ResourceNotFoundException") == 0;
+}
+
+/* One of the AWS errors that mean "these credentials were not accepted". */
+static bool
+is_auth_error(const char *type)
+{
+	static const char *const types[] = {
+		"UnrecognizedClientException", "InvalidClientTokenId",
+		"InvalidSignatureException", "SignatureDoesNotMatch",
+		"IncompleteSignature", "MissingAuthenticationToken",
+		"MissingAuthenticationTokenException", "ExpiredTokenException",
+		"ExpiredToken", "InvalidAccessKeyId"
+	};
+
+	for (int i = 0; i < lengthof(types); i++)
+		if (strcmp(type, types[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The error map: AWS error type / HTTP status -> SQLSTATE, message, hint. */
+void
+sm_client_raise(const char *operation, const SmAwsError *err, const char *secret_id)
+{
+	const char *type = err->type ? err->type : "Unknown";
+	const char *sid = secret_id ? secret_id : "";
+	const char *rid = (err->request_id && err->request_id[0]) ? err->request_id : "none";
+	int			sqlstate;
+	char	   *msg;
+	const char *hint;
+	char	   *detail;
+
+	if (err->transport != SM_HTTP_OK)
+		detail = psprintf("%s failed after %d attempt(s): %s.", operation,
+						  err->attempts, type);
+	else if (err->http_status != 200)
+		detail = psprintf("Secrets Manager returned %s (HTTP %ld, request id %s) to %s after %d attempt(s).",
+						  type, err->http_status, rid, operation, err->attempts);
+	else
+		detail = psprintf("Secrets Manager answered %s with %s (request id %s).",
+						  operation, type, rid);
+
+	if (strcmp(type, "ResourceNotFoundException") == 0)
+	{
+		sqlstate = ERRCODE_UNDEFINED_OBJECT;
+		msg = psprintf("secret \"%s\" or the requested version does not exist", sid);
+		hint = psprintf("Check the secret name, the version stage or id, and \"secretsmgr.region\" (now \"%s\").",
+						sm_guc_region && sm_guc_region[0] ? sm_guc_region : "from the environment");
+	}
+	else if (strcmp(type, "AccessDeniedException") == 0 || strcmp(type, "AccessDenied") == 0)
+	{
+		sqlstate = ERRCODE_INSUFFICIENT_PRIVILEGE;
+		msg = psprintf("AWS denied %s on secret \"%s\"", operation, sid);
+		hint = psprintf("The IAM policy of the database's credentials must allow secretsmanager:%s on the secret's ARN, and the KMS key policy must allow kms:Decrypt through Secrets Manager; secretsmgr_iam_policy() shows the statements needed.",
+						operation);
+	}
+	else if (is_auth_error(type))
+	{
+		sqlstate = ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
+		msg = pstrdup("AWS rejected the credentials of the request");
+		if (strcmp(type, "InvalidSignatureException") == 0 || strcmp(type, "SignatureDoesNotMatch") == 0)
+			hint = "Check \"secretsmgr.secret_access_key\" (or the credentials source in use) and the server's clock: requests must be signed within 5 minutes of AWS's time.";
+		else if (strncmp(type, "Expired", 7) == 0)
+			hint = "The temporary credentials have expired; renew the session token, or use a source that refreshes them (container or instance role).";
+		else
+			hint = "Check the access key id of the credentials source in use; secretsmgr_health() shows which source that is.";
+	}
+	else if (strcmp(type, "ThrottlingException") == 0 || strcmp(type, "Throttling") == 0 ||
+			 strcmp(type, "TooManyRequestsException") == 0 || strcmp(type, "RequestLimitExceeded") == 0)
+	{
+		sqlstate = ERRCODE_CONFIGURATION_LIMIT_EXCEEDED;
+		msg = psprintf("Secrets Manager throttled %s", operation);
+		hint = "Read through the cache (\"secretsmgr.cache_ttl\"), spread the calls out, or raise \"secretsmgr.max_attempts\".";
+	}
+	else if (strcmp(type, "InvalidParameterException") == 0 || strcmp(type, "ValidationException") == 0 ||
+			 strcmp(type, "InvalidNextTokenException") == 0)
+	{
+		sqlstate = ERRCODE_INVALID_PARAMETER_VALUE;
+		msg = psprintf("Secrets Manager rejected a parameter of %s for secret \"%s\"", operation, sid);
+		hint = "Check the secret id, version id and staging label passed.";
+	}
+	else if (strcmp(type, "InvalidRequestException") == 0 || strcmp(type, "PreconditionNotMetException") == 0)
+	{
+		sqlstate = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+		msg = psprintf("secret \"%s\" is not in a state that allows %s", sid, operation);
+		hint = "The secret may be scheduled for deletion or have a rotation in progress; secretsmgr_describe_secret() shows its state.";
+	}
+	else if (strcmp(type, "ResourceExistsException") == 0)
+	{
+		sqlstate = ERRCODE_DUPLICATE_OBJECT;
+		msg = psprintf("a version of secret \"%s\" with this client request token already exists with another value", sid);
+		hint = "Use a new client request token for a new value.";
+	}
+	else if (strcmp(type, "DecryptionFailure") == 0 || strcmp(type, "EncryptionFailure") == 0)
+	{
+		sqlstate = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
+		msg = psprintf("Secrets Manager could not %s secret \"%s\" with its KMS key",
+					   type[0] == 'D' ? "decrypt" : "encrypt", sid);
+		hint = "The KMS key policy must allow kms:Decrypt and kms:GenerateDataKey to the database's IAM principal through secretsmanager.<region>.amazonaws.com.";
+	}
+	else if (strcmp(type, "LimitExceededException") == 0)
+	{
+		sqlstate = ERRCODE_CONFIGURATION_LIMIT_EXCEEDED;
+		msg = psprintf("a Secrets Manager quota was exceeded by %s on secret \"%s\"", operation, sid);
+		hint = "Too many versions or requests; see the Secrets Manager quotas of the account.";
+	}
+	else if (strcmp(type, "ConnectionError") == 0 || strcmp(type, "TlsError") == 0 ||
+			 strcmp(type, "TransportError") == 0)
+	{
+		sqlstate = ERRCODE_CONNECTION_FAILURE;
+		msg = psprintf("could not reach Secrets Manager at \"%s\"", endpoint_url ? endpoint_url : "");
+		hint = strcmp(type, "TlsError") == 0 ?
+			"The endpoint's TLS certificate did not verify; check \"secretsmgr.ca_file\" and the endpoint's host name." :
+			"Check \"secretsmgr.endpoint\", the network path (VPC endpoint, proxy, security groups) and \"secretsmgr.connect_timeout\".";
+	}
+	else if (strcmp(type, "Timeout") == 0)
+	{
+		sqlstate = ERRCODE_CONNECTION_FAILURE;
+		msg = psprintf("request %s to Secrets Manager timed out", operation);
+		hint = "Raise \"secretsmgr.request_timeout\" or check the network path to the endpoint.";
+	}
+	else if (strcmp(type, "MalformedResponse") == 0)
+	{
+		sqlstate = ERRCODE_PROTOCOL_VIOLATION;
+		msg = psprintf("malformed response from Secrets Manager to %s", operation);
+		hint = "A proxy between the database and Secrets Manager may be rewriting responses; check \"secretsmgr.endpoint\".";
+	}
+	else if (strcmp(type, "ResponseTooLarge") == 0)
+	{
+		sqlstate = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+		msg = psprintf("response from Secrets Manager to %s exceeds %d bytes", operation, SM_MAX_RESPONSE_BYTES);
+		hint = "A secret value is at most 65536 bytes; check \"secretsmgr.endpoint\".";
+	}
+	else if (err->http_status >= 500 || strcmp(type, "InternalServiceError") == 0 ||
+			 strcmp(type, "InternalFailure") == 0 || strcmp(type, "ServiceUnavailable") == 0)
+	{
+		sqlstate = ERRCODE_CONNECTION_FAILURE;
+		msg = psprintf("Secrets Manager failed %s", operation);
+		hint = "The service had an internal error; try again later, or raise \"secretsmgr.max_attempts\".";
+	}
+	else if (err->http_status == 401 || err->http_status == 403)
+	{
+		sqlstate = ERRCODE_INSUFFICIENT_PRIVILEGE;
+		msg = psprintf("Secrets Manager endpoint refused %s with HTTP %ld", operation, err->http_status);
+		hint = "A proxy or a VPC endpoint policy may deny the request; check \"secretsmgr.endpoint\" and the endpoint policy.";
+	}
+	else
+	{
+		sqlstate = ERRCODE_PROTOCOL_VIOLATION;
+		msg = psprintf("unexpected answer from Secrets Manager to %s", operation);
+		hint = "Check \"secretsmgr.endpoint\": it must be a Secrets Manager endpoint.";
+	}
+
+	ereport(ERROR,
+			(errcode(sqlstate),
+			 errmsg_internal("%s", msg),
+			 errdetail_internal("%s", detail),
+			 err->message ? errdetail_log("%s AWS message: %s", detail, err->message) : 0,
+			 errhint("%s", hint)));
+	pg_unreachable();
+}
+
+/* Copy the string field name of obj (NULL if absent). */
+static char *
+dup_field(json_t *obj, const char *name)
+{
+	const char *v = json_string_value(json_object_get(obj, name));
+
+	return v ? pstrdup(v) : NULL;
+}
+
+/* Fill out from a GetSecretValue response (value in a secret buffer). */
+static void
+secret_value_from_json(json_t *root, SmSecretValue *out)
+{
+	json_t	   *s = json_object_get(root, "SecretString");
+	json_t	   *b = json_object_get(root, "SecretBinary");
+	json_t	   *stages = json_object_get(root, "VersionStages");
+	json_t	   *created = json_object_get(root, "CreatedDate");
+
+	memset(out, 0, sizeof(*out));
+	out->arn = dup_field(root, "ARN");
+	out->name = dup_field(root, "Name");
+	out->version_id = dup_field(root, "VersionId");
+	if (json_is_string(s))
+		out->secret_string = sm_secret_strndup(json_string_value(s), json_string_length(s));
+	else if (json_is_string(b))
+	{
+		const char *enc = json_string_value(b);
+		int			enclen = (int) json_string_length(b);
+		int			maxlen = pg_b64_dec_len(enclen);
+		int			n;
+
+		out->secret_binary = sm_secret_alloc(maxlen + 1);
+		n = pg_b64_decode(enc, enclen, out->secret_binary, maxlen);
+		if (n < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("malformed response from Secrets Manager to GetSecretValue"),
+					 errdetail("SecretBinary is not valid base64.")));
+		out->binary_len = n;
+	}
+	if (out->version_id == NULL || (out->secret_string == NULL && out->secret_binary == NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("malformed response from Secrets Manager to GetSecretValue"),
+				 errdetail("The response has no VersionId, or neither SecretString nor SecretBinary.")));
+	if (json_is_array(stages))
+	{
+		size_t		i;
+		json_t	   *v;
+
+		out->stages = palloc0(sizeof(char *) * (json_array_size(stages) + 1));
+		json_array_foreach(stages, i, v)
+		{
+			if (json_is_string(v))
+				out->stages[out->nstages++] = pstrdup(json_string_value(v));
+		}
+	}
+	if (json_is_number(created))
+		out->created_date = json_number_value(created);
+}
+
+/* GetSecretValue; false when missing_ok and the version does not exist. */
+bool
+sm_client_get_secret_value(const char *secret_id, const char *version_stage,
+						   const char *version_id, bool missing_ok,
+						   SmSecretValue *out)
+{
+	json_t	   *req = json_object();
+	json_t	   *root;
+	SmAwsError	err;
+
+	json_object_set_new(req, "SecretId", json_string(secret_id));
+	if (version_id)
+		json_object_set_new(req, "VersionId", json_string(version_id));
+	/* Send the stage explicitly, even AWSCURRENT (see docs/design.md). */
+	if (version_stage)
+		json_object_set_new(req, "VersionStage", json_string(version_stage));
+	else if (version_id == NULL)
+		json_object_set_new(req, "VersionStage", json_string("AWSCURRENT"));
+
+	root = sm_client_try_call("GetSecretValue", req, &err);
+	json_decref(req);
+	if (root == NULL)
+	{
+		if (missing_ok && sm_client_error_is_not_found(&err))
+			return false;
+		sm_client_raise("GetSecretValue", &err, secret_id);
+	}
+	PG_TRY();
+	{
+		secret_value_from_json(root, out);
+	}
+	PG_FINALLY();
+	{
+		json_decref(root);
+	}
+	PG_END_TRY();
+	return true;
+}
+
+/* Deep copy of src into CurrentMemoryContext (value in a secret buffer). */
+void
+sm_secret_value_copy(SmSecretValue *dst, const SmSecretValue *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->arn = src->arn ? pstrdup(src->arn) : NULL;
+	dst->name = src->name ? pstrdup(src->name) : NULL;
+	dst->version_id = src->version_id ? pstrdup(src->version_id) : NULL;
+	if (src->secret_string)
+		dst->secret_string = sm_secret_strdup(src->secret_string);
+	if (src->secret_binary)
+	{
+		dst->secret_binary = sm_secret_alloc(src->binary_len + 1);
+		memcpy(dst->secret_binary, src->secret_binary, src->binary_len);
+		dst->binary_len = src->binary_len;
+	}
+	dst->stages = palloc0(sizeof(char *) * (src->nstages + 1));
+	for (int i = 0; i < src->nstages; i++)
+		dst->stages[i] = pstrdup(src->stages[i]);
+	dst->nstages = src->nstages;
+	dst->created_date = src->created_date;
+}
+
+/* Zero the value of v now (its buffers are scrubbed again on reset). */
+void
+sm_secret_value_scrub(SmSecretValue *v)
+{
+	if (v->secret_string)
+		sm_secure_zero(v->secret_string, strlen(v->secret_string));
+	if (v->secret_binary)
+		sm_secure_zero(v->secret_binary, v->binary_len);
+}
+
+/* Does v carry the staging label stage? */
+bool
+sm_secret_value_has_stage(const SmSecretValue *v, const char *stage)
+{
+	for (int i = 0; i < v->nstages; i++)
+		if (strcmp(v->stages[i], stage) == 0)
+			return true;
+	return false;
+}
+
+/* DescribeSecret: the parsed response. */
+json_t *
+sm_client_describe_secret(const char *secret_id)
+{
+	json_t	   *req = json_object();
+	json_t	   *root;
+
+	json_object_set_new(req, "SecretId", json_string(secret_id));
+	PG_TRY();
+	{
+		root = sm_client_call("DescribeSecret", req, secret_id);
+	}
+	PG_FINALLY();
+	{
+		json_decref(req);
+	}
+	PG_END_TRY();
+	return root;
+}
+
+/* PutSecretValue; returns the VersionId. */
+char *
+sm_client_put_secret_value(const char *secret_id, const char *client_request_token,
+						   const char *secret_string,
+						   const char *const *stages, int nstages)
+{
+	json_t	   *req = json_object();
+	json_t	   *root = NULL;
+	char	   *version_id;
+
+	json_object_set_new(req, "SecretId", json_string(secret_id));
+	json_object_set_new(req, "ClientRequestToken", json_string(client_request_token));
+	json_object_set_new(req, "SecretString", json_string(secret_string));
+	if (nstages > 0)
+	{
+		json_t	   *arr = json_array();
+
+		for (int i = 0; i < nstages; i++)
+			json_array_append_new(arr, json_string(stages[i]));
+		json_object_set_new(req, "VersionStages", arr);
+	}
+	PG_TRY();
+	{
+		root = sm_client_call("PutSecretValue", req, secret_id);
+	}
+	PG_FINALLY();
+	{
+		json_decref(req);
+	}
+	PG_END_TRY();
+	version_id = dup_field(root, "VersionId");
+	json_decref(root);
+	if (version_id == NULL)
+		version_id = pstrdup(client_request_token);
+	return version_id;
+}
+
+/* UpdateSecretVersionStage. */
+void
+sm_client_update_secret_version_stage(const char *secret_id, const char *stage,
+									  const char *move_to, const char *remove_from)
+{
+	json_t	   *req = json_object();
+	json_t	   *root = NULL;
+
+	json_object_set_new(req, "SecretId", json_string(secret_id));
+	json_object_set_new(req, "VersionStage", json_string(stage));
+	if (move_to)
+		json_object_set_new(req, "MoveToVersionId", json_string(move_to));
+	if (remove_from)
+		json_object_set_new(req, "RemoveFromVersionId", json_string(remove_from));
+	PG_TRY();
+	{
+		root = sm_client_call("UpdateSecretVersionStage", req, secret_id);
+	}
+	PG_FINALLY();
+	{
+		json_decref(req);
+	}
+	PG_END_TRY();
+	json_decref(root);
+}
+
+/* GetRandomPassword -> a secret buffer. */
+char *
+sm_client_get_random_password(int length, const char *exclude_characters)
+{
+	json_t	   *req = json_object();
+	json_t	   *root = NULL;
+	json_t	   *pw;
+	char	   *result;
+
+	json_object_set_new(req, "PasswordLength", json_integer(length));
+	if (exclude_characters && exclude_characters[0])
+		json_object_set_new(req, "ExcludeCharacters", json_string(exclude_characters));
+	PG_TRY();
+	{
+		root = sm_client_call("GetRandomPassword", req, NULL);
+	}
+	PG_FINALLY();
+	{
+		json_decref(req);
+	}
+	PG_END_TRY();
+	pw = json_object_get(root, "RandomPassword");
+	if (!json_is_string(pw))
+	{
+		json_decref(root);
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("malformed response from Secrets Manager to GetRandomPassword")));
+	}
+	result = sm_secret_strndup(json_string_value(pw), json_string_length(pw));
+	json_decref(root);
+	return result;
+}
