@@ -10,12 +10,14 @@
 #include "smclient.h"
 
 /*
- * Look up (secret_id, version_stage, version_id).  On a fresh hit copy the
- * value into CurrentMemoryContext (as secret buffers) and return true.
- * Counts hit / miss / expired.
+ * Look up (secret_id, version_stage, version_id).  On a fresh hit return the
+ * cached value itself: the caller copies what it needs before the next cache
+ * call (which may evict it) and never modifies it.  NULL on a miss.  Counts
+ * hit / miss / expired.
  */
-extern bool sm_cache_lookup(const char *secret_id, const char *version_stage,
-							const char *version_id, SmSecretValue *out);
+extern const SmSecretValue *sm_cache_lookup(const char *secret_id,
+											const char *version_stage,
+											const char *version_id);
 
 /*
  * Store a copy of v under the key; role_oids are the roles bound to this
