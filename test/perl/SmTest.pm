@@ -127,6 +127,8 @@ sub new_node
 	return $node;
 }
 
+# (Never use connect_ok without sql => ...: its default query text holds the
+# connection string, password included, and log_statement would log it.)
 # A libpq connection string that logs in as $user with $password over TCP.
 sub login_connstr
 {
@@ -142,7 +144,7 @@ sub can_login
 	my ($node, $user, $password) = @_;
 	my ($stdout, $stderr);
 	my $ret = $node->psql('postgres', 'SELECT 1',
-		stdout => \$stdout, stderr => \$stderr,
+		stdout => \$stdout, stderr => \$stderr, extra_params => ['-w'],
 		connstr => login_connstr($node, $user, $password));
 	return $ret == 0 && $stdout eq '1';
 }
