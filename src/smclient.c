@@ -515,9 +515,9 @@ sm_client_try_call(const char *operation, json_t *request, SmAwsError *err)
 {
 	char	   *body;
 	size_t		body_len;
-	json_t	   *result = NULL;
+	json_t	   *volatile result = NULL;
 	double		start = now_ms();
-	bool		refreshed_credentials = false;
+	volatile bool refreshed_credentials = false;
 	int			attempt;
 	char		statname[128];
 
