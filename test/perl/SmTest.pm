@@ -121,7 +121,8 @@ sub new_node
 		print $fh "host all all 127.0.0.1/32 scram-sha-256\n";
 		close $fh;
 	}
-	local %ENV = (%ENV, %{ $opts{env} // {} });
+	# never reach for the real instance metadata service from a test
+	local %ENV = (%ENV, AWS_EC2_METADATA_DISABLED => 'true', %{ $opts{env} // {} });
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION secretsmgr');
 	return $node;
