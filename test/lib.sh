@@ -1,0 +1,95 @@
+# test/lib.sh — shared by test/run, test/demo and test/bench/run.
+#
+# sm_packages        install the Debian packages secretsmgr needs (as root)
+# sm_build           build and install the extension
+# sm_workdir         a scratch directory the postgres user can use ($WORK)
+# sm_start_emulator  the Secrets Manager emulator on a free loopback port
+# sm_start_cluster   a throwaway cluster on loopback pointed at the emulator
+# Everything started here is stopped by sm_cleanup (set as the EXIT trap).
+PGBIN=/usr/lib/postgresql/15/bin
+SM_TEST_ACCESS_KEY=AKIDSECRETSMGRTEST
+SM_TEST_SECRET_KEY='TESTSECRETKEY/secretsmgr+EXAMPLE'
+export SM_TEST_ACCESS_KEY SM_TEST_SECRET_KEY
+EMU_PID=""
+PG_STARTED=""
+
+SM_PKGS="postgresql-15 postgresql-server-dev-15 postgresql-contrib-15 libcurl4-openssl-dev
+         libjansson-dev libssl-dev python3-botocore python3-boto3 python3-psycopg2
+         libipc-run-perl make gcc curl"
+
+sm_packages() {
+	local missing="" p
+	for p in $SM_PKGS; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+	done
+	[ -z "$missing" ] || [ -n "${SM_SKIP_INSTALL:-}" ] && return 0
+	if [ "$(id -u)" != 0 ]; then
+		echo "missing packages:$missing (run as root to install them)"; return 1
+	fi
+	echo "== installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null && apt-get install -y -qq $missing >/dev/null
+}
+
+sm_build() {
+	make -s -j2 >/tmp/secretsmgr-build.log 2>&1 || { cat /tmp/secretsmgr-build.log; return 1; }
+	make -s install >/tmp/secretsmgr-install.log 2>&1 || { cat /tmp/secretsmgr-install.log; return 1; }
+}
+
+AS_PG() {
+	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+sm_workdir() {
+	WORK=$(mktemp -d /tmp/secretsmgr.XXXXXX)
+	chmod 755 "$WORK"
+	cp -r test "$WORK/test"
+	[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$WORK"
+	trap sm_cleanup EXIT
+}
+
+sm_cleanup() {
+	[ -n "$PG_STARTED" ] && AS_PG "$PGBIN/pg_ctl" -D "$WORK/pgdata" -m immediate stop >/dev/null 2>&1
+	[ -n "$EMU_PID" ] && kill "$EMU_PID" 2>/dev/null
+	[ -z "${SM_KEEP:-}" ] && rm -rf "$WORK"
+}
+
+sm_start_emulator() {
+	/usr/bin/python3 test/emulator/smemu.py --port 0 --port-file "$WORK/emu.port" \
+		--access-key "$SM_TEST_ACCESS_KEY" --secret-key "$SM_TEST_SECRET_KEY" \
+		--parent-pid $$ --log "$WORK/emu.log" "$@" &
+	EMU_PID=$!
+	SM_EMULATOR_URL=$(/usr/bin/python3 test/emulator/smctl wait-port "$WORK/emu.port") || return 1
+	export SM_EMULATOR_URL
+}
+
+# sm_start_cluster [extra postgresql.conf lines]: sets PGHOST PGPORT PGUSER
+sm_start_cluster() {
+	PGPORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	AS_PG "$PGBIN/initdb" -D "$WORK/pgdata" -U postgres -A trust --no-sync >/dev/null || return 1
+	cat >>"$WORK/pgdata/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PGPORT
+unix_socket_directories = '$WORK'
+fsync = off
+password_encryption = 'scram-sha-256'
+secretsmgr.endpoint = '$SM_EMULATOR_URL'
+secretsmgr.region = 'us-east-1'
+secretsmgr.access_key_id = '$SM_TEST_ACCESS_KEY'
+secretsmgr.secret_access_key = '$SM_TEST_SECRET_KEY'
+${1:-}
+CONF
+	# password logins over TCP for every role but the bootstrap superuser
+	cat >"$WORK/pgdata/pg_hba.conf" <<HBA
+local all postgres trust
+host  all postgres 127.0.0.1/32 trust
+local all all scram-sha-256
+host  all all 127.0.0.1/32 scram-sha-256
+HBA
+	# never reach for the real instance metadata service from a test
+	AS_PG env AWS_EC2_METADATA_DISABLED=true "$PGBIN/pg_ctl" -D "$WORK/pgdata" \
+		-l "$WORK/pg.log" -w start >/dev/null || { cat "$WORK/pg.log"; return 1; }
+	PG_STARTED=1
+	PGHOST=$WORK PGUSER=postgres
+	export PGHOST PGPORT PGUSER
+}
