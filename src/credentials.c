@@ -1,0 +1,1543 @@
+/*-------------------------------------------------------------------------
+ *
+ * credentials.c
+ *		The AWS credentials provider chain, and the region.
+ *
+ * Credentials are resolved the way the AWS SDKs do, first match wins:
+ *
+ *	1. the settings secretsmgr.access_key_id / secret_access_key /
+ *	   session_token (superuser-only, may change per session);
+ *	2. the server's environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+ *	   AWS_SESSION_TOKEN;
+ *	3. the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, else
+ *	   ~/.aws/credentials of the server's OS user), profile secretsmgr.profile,
+ *	   else AWS_PROFILE, else "default";
+ *	4. the container credentials endpoint (ECS, EKS Pod Identity), when
+ *	   AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI is set;
+ *	5. the EC2 instance metadata service (IMDSv2), unless
+ *	   AWS_EC2_METADATA_DISABLED is "true".
+ *
+ * Static credentials (1-3) are read on every call, since a setting may change
+ * at any time; the parsed shared file is kept while its path, profile, inode,
+ * size and modification time stay the same.  Temporary credentials (4-5) are
+ * kept until 10 minutes before they expire; when a refresh fails while the
+ * kept ones have more than a minute left, they are used and a WARNING is
+ * emitted once.
+ *
+ * Invariants:
+ *
+ * - Every copy of a key or token is zeroed when it is replaced or dropped:
+ *   the backend-local caches live in their own context under
+ *   TopMemoryContext and are scrubbed field by field; per-call copies are
+ *   secret buffers (sm_secret_alloc) of the caller's context; the file read
+ *   buffer and endpoint responses are secret buffers too, and jansson zeroes
+ *   its blocks on free (secretsmgr.c).
+ *
+ * - No key, token, response body or file content reaches an error message or
+ *   a log line.  Errors name the source, the setting or variable, the HTTP
+ *   status and libcurl's transport error text, never a value.
+ *
+ * - The region and the credential endpoints are validated before use: http
+ *   is accepted only towards loopback or the documented link-local
+ *   addresses of the container and instance metadata services.
+ *
+ * src/credentials.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "smjson.h"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "storage/fd.h"
+#include "utils/memutils.h"
+
+#include "credentials.h"
+#include "http.h"
+#include "secretsmgr.h"
+
+/* Largest shared credentials file read. */
+#define SM_CRED_FILE_MAX		(1024 * 1024)
+
+/* Largest container authorization token file read. */
+#define SM_TOKEN_FILE_MAX		(16 * 1024)
+
+/* Largest credentials document accepted from an endpoint. */
+#define SM_CRED_BODY_MAX		(64 * 1024)
+
+/* Refresh temporary credentials this long before they expire. */
+#define SM_CRED_REFRESH_S		600
+
+/* A failed refresh may fall back on kept credentials with this much left. */
+#define SM_CRED_GRACE_S			60
+
+/* How long credentials without an Expiration are kept. */
+#define SM_CRED_NO_EXPIRY_S		900
+
+/* The SDKs' timeouts: container endpoint 2 s, instance metadata 1 s. */
+#define SM_CONTAINER_TIMEOUT_MS 2000
+#define SM_IMDS_TIMEOUT_MS		1000
+
+#define SM_CONTAINER_HOST_URL	"http://169.254.170.2"
+#define SM_IMDS_DEFAULT_URL		"http://169.254.169.254"
+#define SM_IMDS_TOKEN_TTL		"21600"
+#define SM_IMDS_CREDS_PATH		"/latest/meta-data/iam/security-credentials/"
+
+/* Source names (SmCredentials.source); compared by address. */
+static const char SRC_SETTINGS[] = "settings";
+static const char SRC_ENVIRONMENT[] = "environment";
+static const char SRC_SHARED_FILE[] = "shared-file";
+static const char SRC_CONTAINER[] = "container";
+static const char SRC_IMDS[] = "imds";
+
+/* Hosts that may be reached over plain http, besides loopback. */
+static const char *const container_http_hosts[] = {
+	"169.254.170.2", "169.254.170.23", "[fd00:ec2::23]", NULL
+};
+static const char *const imds_http_hosts[] = {
+	"169.254.169.254", "[fd00:ec2::254]", NULL
+};
+
+/* Credentials as parsed, before they are copied for the caller. */
+typedef struct SmCredValues
+{
+	char	   *access_key_id;
+	char	   *secret_access_key;
+	char	   *session_token;	/* NULL if none */
+	time_t		expiration;		/* 0 if none */
+} SmCredValues;
+
+/* Why a credentials endpoint did not deliver (no secret in it). */
+typedef struct SmFetchFailure
+{
+	int			sqlerrcode;
+	char		what[64];		/* short kind, for the counters */
+	char		detail[512];	/* a full sentence */
+} SmFetchFailure;
+
+/* Outcome of looking a profile up in the shared credentials file. */
+typedef enum SmFileResult
+{
+	SM_FILE_ABSENT,				/* no such file */
+	SM_FILE_NO_PROFILE,			/* file has no section of that name */
+	SM_FILE_NO_KEYS,			/* section has neither key */
+	SM_FILE_PARTIAL,			/* section has one key of the two */
+	SM_FILE_FOUND
+} SmFileResult;
+
+/* Kept temporary credentials (container or instance metadata). */
+typedef struct SmTempCache
+{
+	bool		valid;
+	const char *source;
+	SmCredValues v;				/* strings in cred_context */
+	time_t		refresh_at;		/* fetch again from then on */
+	bool		warned;			/* the stale-use WARNING was emitted */
+} SmTempCache;
+
+/* The last parse of the shared credentials file, and what keyed it. */
+typedef struct SmFileCache
+{
+	bool		valid;
+	char	   *path;
+	char	   *profile;
+	dev_t		dev;
+	ino_t		ino;
+	off_t		size;
+	time_t		mtime;
+	time_t		ctime;
+	SmFileResult result;
+	SmCredValues v;				/* strings in cred_context */
+} SmFileCache;
+
+static MemoryContext cred_context = NULL;
+static SmTempCache temp_cache;
+static SmFileCache file_cache;
+
+/* When the instance metadata service last failed us (0: never). */
+static time_t imds_failed_at = 0;
+
+/* Is s set to something? */
+static inline bool
+nonempty(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+/* getenv, with an empty value taken as unset. */
+static const char *
+env_get(const char *name)
+{
+	const char *v = getenv(name);
+
+	return nonempty(v) ? v : NULL;
+}
+
+/* The context that holds the caches, created on first use. */
+static MemoryContext
+get_cred_context(void)
+{
+	if (cred_context == NULL)
+		cred_context = AllocSetContextCreate(TopMemoryContext,
+											 "secretsmgr credentials",
+											 ALLOCSET_SMALL_SIZES);
+	return cred_context;
+}
+
+/* Zero and pfree a cache string, leaving NULL behind. */
+static void
+scrub_cache_string(char **s)
+{
+	if (*s != NULL)
+	{
+		sm_secure_zero(*s, strlen(*s));
+		pfree(*s);
+	}
+	*s = NULL;
+}
+
+/* Copy s (or NULL) into the cache context. */
+static char *
+cache_strdup(const char *s)
+{
+	return s ? MemoryContextStrdup(get_cred_context(), s) : NULL;
+}
+
+/* Zero and drop every string of cached values. */
+static void
+scrub_cache_values(SmCredValues *v)
+{
+	scrub_cache_string(&v->access_key_id);
+	scrub_cache_string(&v->secret_access_key);
+	scrub_cache_string(&v->session_token);
+	v->expiration = 0;
+}
+
+/* Forget the kept temporary credentials. */
+static void
+temp_cache_clear(void)
+{
+	scrub_cache_values(&temp_cache.v);
+	temp_cache.valid = false;
+	temp_cache.source = NULL;
+	temp_cache.refresh_at = 0;
+	temp_cache.warned = false;
+}
+
+/* Forget the last parse of the shared credentials file. */
+static void
+file_cache_clear(void)
+{
+	scrub_cache_values(&file_cache.v);
+	if (file_cache.path)
+		pfree(file_cache.path);
+	if (file_cache.profile)
+		pfree(file_cache.profile);
+	file_cache.path = NULL;
+	file_cache.profile = NULL;
+	file_cache.valid = false;
+}
+
+/*
+ * Is a credential string well formed: printable ASCII without spaces, of a
+ * sane length?  The values end up in HTTP headers, so this also keeps CR/LF
+ * out of them.
+ */
+static bool
+credential_text_ok(const char *s)
+{
+	size_t		n = 0;
+
+	for (; *s; s++, n++)
+	{
+		if (*s <= 0x20 || *s >= 0x7f)
+			return false;
+	}
+	return n > 0 && n <= 8192;
+}
+
+/* Check the three values of one source, raising an error naming it. */
+static void
+validate_values(const SmCredValues *v, const char *source_desc)
+{
+	if (!credential_text_ok(v->access_key_id) ||
+		!credential_text_ok(v->secret_access_key) ||
+		(v->session_token != NULL && !credential_text_ok(v->session_token)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("malformed AWS credentials in %s", source_desc),
+				 errdetail("An access key id, secret access key or session token is empty, too long, or holds spaces or control characters.")));
+}
+
+/* Give the caller secret-buffer copies of v, from source. */
+static void
+copy_out(SmCredentials *out, const SmCredValues *v, const char *source)
+{
+	out->access_key_id = sm_secret_strdup(v->access_key_id);
+	out->secret_access_key = sm_secret_strdup(v->secret_access_key);
+	out->session_token = v->session_token ? sm_secret_strdup(v->session_token) : NULL;
+	out->source = source;
+	out->expiration = v->expiration;
+}
+
+/*
+ * Provider 1: the secretsmgr.* settings.  Half a key pair is a mistake worth
+ * an error rather than a silent fall-through to another identity.
+ */
+static bool
+from_settings(SmCredentials *out)
+{
+	bool		has_id = nonempty(sm_guc_access_key_id);
+	bool		has_secret = nonempty(sm_guc_secret_access_key);
+	bool		has_token = nonempty(sm_guc_session_token);
+	SmCredValues v;
+
+	if (!has_id && !has_secret && !has_token)
+		return false;
+
+	if (!has_id || !has_secret)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("\"%s\" is set but \"%s\" is not",
+						has_id ? "secretsmgr.access_key_id" :
+						has_secret ? "secretsmgr.secret_access_key" :
+						"secretsmgr.session_token",
+						has_id ? "secretsmgr.secret_access_key" :
+						"secretsmgr.access_key_id"),
+				 errhint("Set both \"secretsmgr.access_key_id\" and \"secretsmgr.secret_access_key\", or neither to use the server's environment, shared credentials file or IAM role.")));
+
+	v.access_key_id = sm_guc_access_key_id;
+	v.secret_access_key = sm_guc_secret_access_key;
+	v.session_token = has_token ? sm_guc_session_token : NULL;
+	v.expiration = 0;
+	validate_values(&v, "the secretsmgr.* settings");
+	copy_out(out, &v, SRC_SETTINGS);
+	return true;
+}
+
+/* Provider 2: the server's environment, as every AWS SDK reads it. */
+static bool
+from_environment(SmCredentials *out)
+{
+	const char *id = env_get("AWS_ACCESS_KEY_ID");
+	const char *secret = env_get("AWS_SECRET_ACCESS_KEY");
+	SmCredValues v;
+
+	if (id == NULL && secret == NULL)
+		return false;
+	if (id == NULL || secret == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("environment variable %s is set but %s is not",
+						id ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+						id ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID"),
+				 errhint("Set both in the environment the server is started with, or neither.")));
+
+	v.access_key_id = (char *) id;
+	v.secret_access_key = (char *) secret;
+	v.session_token = (char *) env_get("AWS_SESSION_TOKEN");
+	v.expiration = 0;
+	validate_values(&v, "the server's environment");
+	copy_out(out, &v, SRC_ENVIRONMENT);
+	return true;
+}
+
+/* The server's OS user's home directory: HOME, else the password database. */
+static const char *
+home_directory(void)
+{
+	const char *home = env_get("HOME");
+	struct passwd *pw;
+
+	if (home != NULL)
+		return home;
+	pw = getpwuid(geteuid());
+	if (pw != NULL && nonempty(pw->pw_dir))
+		return pw->pw_dir;
+	return NULL;
+}
+
+/* Path of the shared credentials file (palloc'd), or NULL if there is none. */
+static char *
+shared_file_path(void)
+{
+	const char *env = env_get("AWS_SHARED_CREDENTIALS_FILE");
+	const char *home;
+
+	if (env != NULL && !(env[0] == '~' && (env[1] == '/' || env[1] == '\0')))
+		return pstrdup(env);
+
+	home = home_directory();
+	if (home == NULL)
+		return NULL;
+	if (env != NULL)
+		return psprintf("%s%s", home, env + 1);
+	return psprintf("%s/.aws/credentials", home);
+}
+
+/*
+ * The profile to read, and which setting or variable named it (NULL when it
+ * is the implicit "default").
+ */
+static const char *
+shared_file_profile(const char **named_by)
+{
+	const char *env;
+
+	if (nonempty(sm_guc_profile))
+	{
+		*named_by = "secretsmgr.profile";
+		return sm_guc_profile;
+	}
+	env = env_get("AWS_PROFILE");
+	if (env != NULL)
+	{
+		*named_by = "AWS_PROFILE";
+		return env;
+	}
+	*named_by = NULL;
+	return "default";
+}
+
+/* Trim ASCII whitespace at both ends of s, in place. */
+static char *
+trim(char *s)
+{
+	char	   *end;
+
+	while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n' ||
+		   *s == '\f' || *s == '\v')
+		s++;
+	end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
+					   end[-1] == '\n' || end[-1] == '\f' || end[-1] == '\v'))
+		*--end = '\0';
+	return s;
+}
+
+/*
+ * Parse an INI buffer (modified in place) the way botocore's configparser
+ * does for the credentials file: "[name]" sections, "key = value" or
+ * "key: value", whole-line comments with '#' or ';', keys compared without
+ * case.  Points the values of profile's section into buf.
+ */
+static SmFileResult
+parse_credentials_file(char *buf, const char *profile, SmCredValues *v)
+{
+	bool		found = false;
+	bool		in_section = false;
+	char	   *line = buf;
+
+	memset(v, 0, sizeof(*v));
+
+	while (line != NULL)
+	{
+		char	   *next = strchr(line, '\n');
+		char	   *s;
+
+		if (next != NULL)
+			*next++ = '\0';
+		s = trim(line);
+		line = next;
+
+		if (s[0] == '\0' || s[0] == '#' || s[0] == ';')
+			continue;
+
+		if (s[0] == '[')
+		{
+			char	   *close = strrchr(s, ']');
+
+			if (close == NULL)
+			{
+				in_section = false;
+				continue;
+			}
+			*close = '\0';
+			in_section = (strcmp(trim(s + 1), profile) == 0);
+			if (in_section)
+				found = true;
+			continue;
+		}
+
+		if (in_section)
+		{
+			char	   *eq = strchr(s, '=');
+			char	   *colon = strchr(s, ':');
+			char	   *sep = eq;
+			char	   *key;
+			char	   *value;
+
+			if (sep == NULL || (colon != NULL && colon < sep))
+				sep = colon;
+			if (sep == NULL)
+				continue;
+			*sep = '\0';
+			key = trim(s);
+			value = trim(sep + 1);
+
+			if (pg_strcasecmp(key, "aws_access_key_id") == 0)
+				v->access_key_id = value;
+			else if (pg_strcasecmp(key, "aws_secret_access_key") == 0)
+				v->secret_access_key = value;
+			else if (pg_strcasecmp(key, "aws_session_token") == 0)
+				v->session_token = value;
+		}
+	}
+
+	if (v->access_key_id && v->access_key_id[0] == '\0')
+		v->access_key_id = NULL;
+	if (v->secret_access_key && v->secret_access_key[0] == '\0')
+		v->secret_access_key = NULL;
+	if (v->session_token && v->session_token[0] == '\0')
+		v->session_token = NULL;
+
+	if (!found)
+		return SM_FILE_NO_PROFILE;
+	if (v->access_key_id == NULL && v->secret_access_key == NULL)
+		return SM_FILE_NO_KEYS;
+	if (v->access_key_id == NULL || v->secret_access_key == NULL)
+		return SM_FILE_PARTIAL;
+	return SM_FILE_FOUND;
+}
+
+/*
+ * Look profile up in the shared credentials file at path, through the cache
+ * when the file has not changed.  A missing file is SM_FILE_ABSENT; a file
+ * that exists but cannot be read is an error.  On SM_FILE_FOUND, *v points
+ * at the cached strings (valid until the next lookup).
+ */
+static SmFileResult
+shared_file_lookup(const char *path, const char *profile, SmCredValues *v)
+{
+	struct stat st;
+	int			fd;
+	char	   *buf;
+	size_t		len = 0;
+	SmCredValues parsed;
+	SmFileResult result;
+	MemoryContext oldcxt;
+
+	memset(v, 0, sizeof(*v));
+
+	if (stat(path, &st) != 0)
+	{
+		if (errno == ENOENT || errno == ENOTDIR)
+		{
+			file_cache_clear();
+			return SM_FILE_ABSENT;
+		}
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not access shared credentials file \"%s\": %m",
+						path)));
+	}
+
+	if (file_cache.valid &&
+		strcmp(file_cache.path, path) == 0 &&
+		strcmp(file_cache.profile, profile) == 0 &&
+		file_cache.dev == st.st_dev && file_cache.ino == st.st_ino &&
+		file_cache.size == st.st_size && file_cache.mtime == st.st_mtime &&
+		file_cache.ctime == st.st_ctime)
+	{
+		*v = file_cache.v;
+		return file_cache.result;
+	}
+
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+	{
+		if (errno == ENOENT)
+		{
+			file_cache_clear();
+			return SM_FILE_ABSENT;
+		}
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open shared credentials file \"%s\": %m",
+						path)));
+	}
+	if (fstat(fd, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat shared credentials file \"%s\": %m",
+						path)));
+	if (!S_ISREG(st.st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("shared credentials file \"%s\" is not a regular file",
+						path)));
+	if (st.st_size > SM_CRED_FILE_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("shared credentials file \"%s\" is too large", path),
+				 errdetail("The file has %lld bytes; at most %d are read.",
+						   (long long) st.st_size, SM_CRED_FILE_MAX)));
+
+	/* a secret buffer: scrubbed with the caller's context if we error out */
+	buf = sm_secret_alloc(SM_CRED_FILE_MAX + 1);
+	for (;;)
+	{
+		ssize_t		n = read(fd, buf + len, SM_CRED_FILE_MAX - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read shared credentials file \"%s\": %m",
+							path)));
+		if (n == 0)
+			break;
+		len += n;
+		if (len >= SM_CRED_FILE_MAX)
+			break;
+	}
+	CloseTransientFile(fd);
+	buf[len] = '\0';
+
+	result = parse_credentials_file(buf, profile, &parsed);
+
+	/* keep what was found, keyed on what the file was when read */
+	file_cache_clear();
+	oldcxt = MemoryContextSwitchTo(get_cred_context());
+	file_cache.path = pstrdup(path);
+	file_cache.profile = pstrdup(profile);
+	MemoryContextSwitchTo(oldcxt);
+	file_cache.v.access_key_id = cache_strdup(parsed.access_key_id);
+	file_cache.v.secret_access_key = cache_strdup(parsed.secret_access_key);
+	file_cache.v.session_token = cache_strdup(parsed.session_token);
+	file_cache.dev = st.st_dev;
+	file_cache.ino = st.st_ino;
+	file_cache.size = st.st_size;
+	file_cache.mtime = st.st_mtime;
+	file_cache.ctime = st.st_ctime;
+	file_cache.result = result;
+
+	/*
+	 * A file modified within the second we read it could change again with
+	 * the same size and timestamp: only trust the cache for older files.
+	 */
+	file_cache.valid = (st.st_mtime < time(NULL) - 1 &&
+						st.st_ctime < time(NULL) - 1);
+
+	sm_secure_zero(buf, SM_CRED_FILE_MAX + 1);
+
+	*v = file_cache.v;
+	return result;
+}
+
+/*
+ * Provider 3: the shared credentials file.  A missing file, or a missing
+ * "default" profile, passes to the next provider; a profile that was named
+ * explicitly must exist.
+ */
+static bool
+from_shared_file(SmCredentials *out, StringInfo tried)
+{
+	char	   *path = shared_file_path();
+	const char *named_by;
+	const char *profile = shared_file_profile(&named_by);
+	SmCredValues v;
+	SmFileResult result;
+	char	   *desc;
+
+	if (path == NULL)
+	{
+		appendStringInfoString(tried, " The shared credentials file was not looked for: the server's OS user has no home directory.");
+		return false;
+	}
+
+	result = shared_file_lookup(path, profile, &v);
+	switch (result)
+	{
+		case SM_FILE_ABSENT:
+			if (named_by != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONFIG_FILE_ERROR),
+						 errmsg("shared credentials file \"%s\" does not exist",
+								path),
+						 errdetail("Profile \"%s\" was named by \"%s\".",
+								   profile, named_by),
+						 errhint("Create the file, point AWS_SHARED_CREDENTIALS_FILE at it in the server's environment, or unset \"%s\".",
+								 named_by)));
+			appendStringInfo(tried, " The shared credentials file \"%s\" does not exist.",
+							 path);
+			return false;
+
+		case SM_FILE_NO_PROFILE:
+			if (named_by != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONFIG_FILE_ERROR),
+						 errmsg("profile \"%s\" not found in shared credentials file \"%s\"",
+								profile, path),
+						 errdetail("The profile was named by \"%s\".", named_by),
+						 errhint("Add a [%s] section to the file, or change \"%s\".",
+								 profile, named_by)));
+			appendStringInfo(tried, " The shared credentials file \"%s\" has no profile \"%s\".",
+							 path, profile);
+			return false;
+
+		case SM_FILE_NO_KEYS:
+			if (named_by != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONFIG_FILE_ERROR),
+						 errmsg("profile \"%s\" of shared credentials file \"%s\" has no keys",
+								profile, path),
+						 errdetail("secretsmgr reads aws_access_key_id, aws_secret_access_key and aws_session_token from the shared credentials file; role, SSO and process profiles are not supported."),
+						 errhint("Add the keys to the profile, or change \"%s\".",
+								 named_by)));
+			appendStringInfo(tried, " Profile \"%s\" of the shared credentials file \"%s\" has no keys.",
+							 profile, path);
+			return false;
+
+		case SM_FILE_PARTIAL:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("profile \"%s\" of shared credentials file \"%s\" has only one of aws_access_key_id and aws_secret_access_key",
+							profile, path),
+					 errhint("Set both keys in the profile.")));
+			break;
+
+		case SM_FILE_FOUND:
+			break;
+	}
+
+	desc = psprintf("profile \"%s\" of shared credentials file \"%s\"",
+					profile, path);
+	validate_values(&v, desc);
+	copy_out(out, &v, SRC_SHARED_FILE);
+	return true;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date. */
+static int64
+days_from_civil(int y, int m, int d)
+{
+	int			era;
+	int			yoe;
+	int			doy;
+	int			doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return (int64) era * 146097 + doe - 719468;
+}
+
+/* Read exactly n digits at *p into *val, advancing *p. */
+static bool
+read_digits(const char **p, int n, int *val)
+{
+	int			v = 0;
+
+	while (n-- > 0)
+	{
+		if (**p < '0' || **p > '9')
+			return false;
+		v = v * 10 + (**p - '0');
+		(*p)++;
+	}
+	*val = v;
+	return true;
+}
+
+/*
+ * Parse an ISO 8601 UTC time as the credential endpoints send it:
+ * "YYYY-MM-DDTHH:MM:SSZ", optionally with fractional seconds and with a
+ * numeric offset ("+00:00") instead of "Z".
+ */
+static bool
+parse_iso8601(const char *s, time_t *out)
+{
+	const char *p = s;
+	int			y,
+				mo,
+				d,
+				h,
+				mi,
+				sec;
+	int			off = 0;
+
+	if (!read_digits(&p, 4, &y) || *p++ != '-' ||
+		!read_digits(&p, 2, &mo) || *p++ != '-' ||
+		!read_digits(&p, 2, &d))
+		return false;
+	if (*p != 'T' && *p != 't' && *p != ' ')
+		return false;
+	p++;
+	if (!read_digits(&p, 2, &h) || *p++ != ':' ||
+		!read_digits(&p, 2, &mi) || *p++ != ':' ||
+		!read_digits(&p, 2, &sec))
+		return false;
+	if (*p == '.' || *p == ',')
+	{
+		p++;
+		if (*p < '0' || *p > '9')
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (*p == 'Z' || *p == 'z')
+		p++;
+	else if (*p == '+' || *p == '-')
+	{
+		int			sign = (*p == '-') ? -1 : 1;
+		int			oh,
+					om;
+
+		p++;
+		if (!read_digits(&p, 2, &oh))
+			return false;
+		if (*p == ':')
+			p++;
+		if (!read_digits(&p, 2, &om) || oh > 23 || om > 59)
+			return false;
+		off = sign * (oh * 3600 + om * 60);
+	}
+	else
+		return false;
+	if (*p != '\0')
+		return false;
+
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return false;
+
+	*out = (time_t) (days_from_civil(y, mo, d) * 86400 +
+					 h * 3600 + mi * 60 + sec - off);
+	return true;
+}
+
+/*
+ * Parse a credentials document (container endpoint or instance metadata).
+ * Returns NULL on success, else a reason that names fields, never values.
+ * The strings are secret buffers of CurrentMemoryContext.
+ */
+static const char *
+parse_credentials_json(const char *body, size_t len, bool need_expiration,
+					   SmCredValues *v)
+{
+	json_t	   *root;
+	json_error_t jerr;
+	const char *id;
+	const char *secret;
+	const char *token;
+	const char *expiration;
+	const char *code;
+	const char *reason = NULL;
+	time_t		exp = 0;
+
+	memset(v, 0, sizeof(*v));
+
+	/* jerr may quote the document: it is never reported */
+	root = json_loadb(body ? body : "", len, 0, &jerr);
+	if (root == NULL)
+		return "the response is not valid JSON";
+	if (!json_is_object(root))
+	{
+		json_decref(root);
+		return "the response is not a JSON object";
+	}
+
+	code = json_string_value(json_object_get(root, "Code"));
+	id = json_string_value(json_object_get(root, "AccessKeyId"));
+	secret = json_string_value(json_object_get(root, "SecretAccessKey"));
+	token = json_string_value(json_object_get(root, "Token"));
+	expiration = json_string_value(json_object_get(root, "Expiration"));
+
+	if (code != NULL && strcmp(code, "Success") != 0)
+		reason = "its \"Code\" is not \"Success\"";
+	else if (!nonempty(id))
+		reason = "it has no \"AccessKeyId\"";
+	else if (!nonempty(secret))
+		reason = "it has no \"SecretAccessKey\"";
+	else if (expiration == NULL && need_expiration)
+		reason = "it has no \"Expiration\"";
+	else if (expiration != NULL && !parse_iso8601(expiration, &exp))
+		reason = "its \"Expiration\" is not an ISO 8601 time";
+
+	if (reason == NULL)
+	{
+		v->access_key_id = sm_secret_strdup(id);
+		v->secret_access_key = sm_secret_strdup(secret);
+		v->session_token = nonempty(token) ? sm_secret_strdup(token) : NULL;
+		v->expiration = exp;
+		if (!credential_text_ok(v->access_key_id) ||
+			!credential_text_ok(v->secret_access_key) ||
+			(v->session_token && !credential_text_ok(v->session_token)))
+			reason = "a credential in it is empty, too long, or holds spaces or control characters";
+	}
+
+	/* jansson zeroes its blocks on free */
+	json_decref(root);
+	return reason;
+}
+
+/* Fill a failure record with a printf-style detail sentence. */
+static void
+fetch_failed(SmFetchFailure *f, int sqlerrcode, const char *what,
+			 const char *fmt,...) pg_attribute_printf(4, 5);
+
+static void
+fetch_failed(SmFetchFailure *f, int sqlerrcode, const char *what,
+			 const char *fmt,...)
+{
+	va_list		ap;
+
+	f->sqlerrcode = sqlerrcode;
+	strlcpy(f->what, what, sizeof(f->what));
+	va_start(ap, fmt);
+	vsnprintf(f->detail, sizeof(f->detail), fmt, ap);
+	va_end(ap);
+}
+
+/* Record why an HTTP exchange with a credentials endpoint failed. */
+static void
+http_failed(SmFetchFailure *f, const char *endpoint, SmHttpStatus st,
+			const SmHttpResponse *resp)
+{
+	switch (st)
+	{
+		case SM_HTTP_OK:
+			fetch_failed(f, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+						 "HTTP", "The %s answered with HTTP status %ld.",
+						 endpoint, resp->status);
+			break;
+		case SM_HTTP_TIMEOUT:
+			fetch_failed(f, ERRCODE_CONNECTION_FAILURE, "Timeout",
+						 "The %s did not answer in time: %s.",
+						 endpoint, resp->error);
+			break;
+		case SM_HTTP_CONNECT_ERROR:
+			fetch_failed(f, ERRCODE_CONNECTION_FAILURE, "ConnectionError",
+						 "The %s could not be reached: %s.",
+						 endpoint, resp->error);
+			break;
+		case SM_HTTP_TLS_ERROR:
+			fetch_failed(f, ERRCODE_CONNECTION_FAILURE, "TlsError",
+						 "The TLS handshake with the %s failed: %s.",
+						 endpoint, resp->error);
+			break;
+		case SM_HTTP_TOO_LARGE:
+			fetch_failed(f, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+						 "ResponseTooLarge",
+						 "The %s sent a response larger than %d bytes.",
+						 endpoint, SM_CRED_BODY_MAX);
+			break;
+		case SM_HTTP_OTHER_ERROR:
+			fetch_failed(f, ERRCODE_CONNECTION_FAILURE, "TransportError",
+						 "The request to the %s failed: %s.",
+						 endpoint, resp->error);
+			break;
+	}
+}
+
+/* One GET or PUT to a credentials endpoint, with the endpoint's timeout. */
+static SmHttpStatus
+endpoint_request(const char *method, const char *url,
+				 const SmHttpHeader *headers, int nheaders, long timeout_ms,
+				 SmHttpResponse *resp)
+{
+	SmHttpRequest req;
+
+	memset(&req, 0, sizeof(req));
+	req.method = method;
+	req.url = url;
+	req.headers = headers;
+	req.nheaders = nheaders;
+	req.body = NULL;
+	req.body_len = 0;
+	req.connect_timeout_ms = timeout_ms;
+	req.timeout_ms = timeout_ms;
+	req.max_body = SM_CRED_BODY_MAX;
+	return sm_http_perform(&req, resp);
+}
+
+/* Is a container endpoint configured in the server's environment? */
+static bool
+container_configured(void)
+{
+	return env_get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") != NULL ||
+		env_get("AWS_CONTAINER_CREDENTIALS_FULL_URI") != NULL;
+}
+
+/*
+ * The container endpoint's Authorization value, from the token file or the
+ * variable, as a secret buffer; NULL when neither is set.  A token that
+ * would split the header is refused.
+ */
+static char *
+container_authorization(void)
+{
+	const char *path = env_get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+	const char *env;
+	char	   *token;
+	size_t		len;
+
+	if (path != NULL)
+	{
+		int			fd;
+		char	   *buf;
+
+		fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+		if (fd < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not open container authorization token file \"%s\": %m",
+							path),
+					 errdetail("The file is named by AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE.")));
+		buf = sm_secret_alloc(SM_TOKEN_FILE_MAX + 1);
+		len = 0;
+		for (;;)
+		{
+			ssize_t		n = read(fd, buf + len, SM_TOKEN_FILE_MAX - len);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not read container authorization token file \"%s\": %m",
+								path)));
+			if (n == 0 || (len += n) >= SM_TOKEN_FILE_MAX)
+				break;
+		}
+		CloseTransientFile(fd);
+		if (len >= SM_TOKEN_FILE_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("container authorization token file \"%s\" is too large",
+							path),
+					 errdetail("At most %d bytes are accepted.",
+							   SM_TOKEN_FILE_MAX - 1)));
+		buf[len] = '\0';
+		/* a final newline is an editor's habit, not part of the token */
+		while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+			buf[--len] = '\0';
+		token = buf;
+	}
+	else if ((env = env_get("AWS_CONTAINER_AUTHORIZATION_TOKEN")) != NULL)
+	{
+		token = sm_secret_strdup(env);
+		len = strlen(token);
+	}
+	else
+		return NULL;
+
+	if (strchr(token, '\r') != NULL || strchr(token, '\n') != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("container authorization token contains a line break"),
+				 errdetail("The token comes from %s.",
+						   path ? "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE" :
+						   "AWS_CONTAINER_AUTHORIZATION_TOKEN")));
+	if (len == 0)
+		return NULL;
+	return token;
+}
+
+/*
+ * Fetch from the container endpoint.  A misconfiguration (endpoint not
+ * allowed, unreadable or malformed token) is raised; a failed exchange is
+ * returned in *f so that kept credentials may still serve.
+ */
+static bool
+container_fetch(SmCredValues *v, SmFetchFailure *f)
+{
+	const char *relative = env_get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	const char *full = env_get("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+	const char *endpoint = "container credentials endpoint";
+	char	   *url;
+	char	   *auth;
+	SmHttpHeader headers[2];
+	int			nheaders = 0;
+	SmHttpResponse resp;
+	SmHttpStatus st;
+	const char *reason;
+
+	if (relative != NULL)
+	{
+		url = psprintf("%s%s", SM_CONTAINER_HOST_URL, relative);
+		if (relative[0] != '/' ||
+			!sm_http_url_allowed(url, container_http_hosts))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
+					 errdetail("The value must be a path beginning with \"/\".")));
+	}
+	else
+	{
+		url = pstrdup(full);
+		if (!sm_http_url_allowed(url, container_http_hosts))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("AWS_CONTAINER_CREDENTIALS_FULL_URI is not an allowed container credentials endpoint"),
+					 errdetail("Only https URLs, or http URLs to a loopback address, 169.254.170.2, 169.254.170.23 or [fd00:ec2::23], are accepted.")));
+	}
+
+	headers[nheaders].name = "Accept";
+	headers[nheaders].value = "application/json";
+	nheaders++;
+	auth = container_authorization();
+	if (auth != NULL)
+	{
+		headers[nheaders].name = "Authorization";
+		headers[nheaders].value = auth;
+		nheaders++;
+	}
+
+	st = endpoint_request("GET", url, headers, nheaders,
+						  SM_CONTAINER_TIMEOUT_MS, &resp);
+	if (auth != NULL)
+		sm_secure_zero(auth, strlen(auth));
+
+	if (st != SM_HTTP_OK || resp.status != 200)
+	{
+		http_failed(f, endpoint, st, &resp);
+		sm_http_response_free(&resp);
+		return false;
+	}
+
+	reason = parse_credentials_json(resp.body, resp.body_len, false, v);
+	sm_http_response_free(&resp);
+	if (reason != NULL)
+	{
+		fetch_failed(f, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+					 "MalformedResponse",
+					 "The %s sent an unusable credentials document: %s.",
+					 endpoint, reason);
+		return false;
+	}
+	return true;
+}
+
+/* Is the instance metadata service switched off by AWS_EC2_METADATA_DISABLED? */
+static bool
+imds_disabled(void)
+{
+	const char *v = env_get("AWS_EC2_METADATA_DISABLED");
+
+	return v != NULL && pg_strcasecmp(v, "true") == 0;
+}
+
+/* Is a role name safe to put in a URL path (IAM's character set)? */
+static bool
+role_name_ok(const char *s)
+{
+	size_t		n = 0;
+
+	for (; *s; s++, n++)
+	{
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+			  (*s >= '0' && *s <= '9') || strchr("+=,.@_-", *s) != NULL))
+			return false;
+	}
+	return n > 0 && n <= 128;
+}
+
+/*
+ * Fetch from the EC2 instance metadata service, IMDSv2: a session token,
+ * the role name, then the role's credentials.  One attempt of 1 s per step,
+ * so that a server off EC2 learns quickly that there is nothing there.
+ */
+static bool
+imds_fetch(SmCredValues *v, SmFetchFailure *f)
+{
+	const char *endpoint = "EC2 instance metadata service";
+	const char *base_env = env_get("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+	char	   *base;
+	size_t		blen;
+	char	   *url;
+	char	   *token;
+	char	   *role;
+	char	   *nl;
+	SmHttpHeader hdr;
+	SmHttpResponse resp;
+	SmHttpStatus st;
+	const char *reason;
+
+	base = pstrdup(base_env ? base_env : SM_IMDS_DEFAULT_URL);
+	blen = strlen(base);
+	while (blen > 0 && base[blen - 1] == '/')
+		base[--blen] = '\0';
+	if (!sm_http_url_allowed(base, imds_http_hosts))
+	{
+		fetch_failed(f, ERRCODE_INVALID_PARAMETER_VALUE, "EndpointNotAllowed",
+					 "AWS_EC2_METADATA_SERVICE_ENDPOINT is not an https URL, nor an http URL to a loopback address, 169.254.169.254 or [fd00:ec2::254].");
+		return false;
+	}
+
+	/* session token */
+	url = psprintf("%s/latest/api/token", base);
+	hdr.name = "x-aws-ec2-metadata-token-ttl-seconds";
+	hdr.value = SM_IMDS_TOKEN_TTL;
+	st = endpoint_request("PUT", url, &hdr, 1, SM_IMDS_TIMEOUT_MS, &resp);
+	if (st != SM_HTTP_OK || resp.status != 200)
+	{
+		http_failed(f, endpoint, st, &resp);
+		sm_http_response_free(&resp);
+		return false;
+	}
+	token = resp.body;			/* a secret buffer */
+	if (!credential_text_ok(token))
+	{
+		sm_http_response_free(&resp);
+		fetch_failed(f, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+					 "MalformedResponse",
+					 "The %s sent a malformed session token.", endpoint);
+		return false;
+	}
+
+	/* role name: the first line of the listing */
+	url = psprintf("%s%s", base, SM_IMDS_CREDS_PATH);
+	hdr.name = "x-aws-ec2-metadata-token";
+	hdr.value = token;
+	st = endpoint_request("GET", url, &hdr, 1, SM_IMDS_TIMEOUT_MS, &resp);
+	if (st != SM_HTTP_OK || resp.status != 200)
+	{
+		if (st == SM_HTTP_OK && resp.status == 404)
+			fetch_failed(f, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+						 "NoRole",
+						 "The %s reports no IAM role attached to the instance.",
+						 endpoint);
+		else
+			http_failed(f, endpoint, st, &resp);
+		sm_http_response_free(&resp);
+		sm_secure_zero(token, strlen(token));
+		return false;
+	}
+	role = pstrdup(resp.body);
+	sm_http_response_free(&resp);
+	nl = strpbrk(role, "\r\n");
+	if (nl != NULL)
+		*nl = '\0';
+	role = trim(role);
+	if (!role_name_ok(role))
+	{
+		sm_secure_zero(token, strlen(token));
+		fetch_failed(f, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+					 role[0] == '\0' ? "NoRole" : "MalformedResponse",
+					 role[0] == '\0' ?
+					 "The %s reports no IAM role attached to the instance." :
+					 "The %s sent a malformed IAM role name.", endpoint);
+		return false;
+	}
+
+	/* the role's credentials */
+	url = psprintf("%s%s%s", base, SM_IMDS_CREDS_PATH, role);
+	st = endpoint_request("GET", url, &hdr, 1, SM_IMDS_TIMEOUT_MS, &resp);
+	sm_secure_zero(token, strlen(token));
+	if (st != SM_HTTP_OK || resp.status != 200)
+	{
+		http_failed(f, endpoint, st, &resp);
+		sm_http_response_free(&resp);
+		return false;
+	}
+	reason = parse_credentials_json(resp.body, resp.body_len, true, v);
+	sm_http_response_free(&resp);
+	if (reason != NULL)
+	{
+		fetch_failed(f, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+					 "MalformedResponse",
+					 "The %s sent an unusable credentials document for role \"%s\": %s.",
+					 endpoint, role, reason);
+		return false;
+	}
+	return true;
+}
+
+/* When should credentials expiring at exp be fetched again? */
+static time_t
+refresh_time(time_t exp, time_t now)
+{
+	if (exp == 0)
+		return now + SM_CRED_NO_EXPIRY_S;
+	if (exp - now > SM_CRED_REFRESH_S)
+		return exp - SM_CRED_REFRESH_S;
+	/* short-lived already: ask again soon, but not on every call */
+	if (exp - now > 2 * SM_CRED_GRACE_S)
+		return now + SM_CRED_GRACE_S;
+	return now;
+}
+
+/*
+ * Temporary credentials from source (container or instance metadata): the
+ * kept ones while fresh, else a fetch.  On a failed fetch, kept credentials
+ * with more than a minute left are used (with one WARNING); otherwise false
+ * is returned with *f filled.
+ */
+static bool
+temporary_credentials(const char *source, SmCredentials *out,
+					  SmFetchFailure *f)
+{
+	time_t		now = time(NULL);
+	MemoryContext fetchcxt;
+	MemoryContext oldcxt;
+	SmCredValues v;
+	bool		ok;
+	instr_time	start;
+	instr_time	duration;
+	const char *statname = (source == SRC_CONTAINER) ?
+		"ContainerCredentials" : "InstanceMetadataCredentials";
+
+	if (temp_cache.valid && temp_cache.source == source &&
+		now < temp_cache.refresh_at)
+	{
+		copy_out(out, &temp_cache.v, source);
+		return true;
+	}
+
+	/* responses and parsed copies are secret buffers, scrubbed with this */
+	fetchcxt = AllocSetContextCreate(CurrentMemoryContext,
+									 "secretsmgr credentials fetch",
+									 ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(fetchcxt);
+
+	INSTR_TIME_SET_CURRENT(start);
+	if (source == SRC_CONTAINER)
+		ok = container_fetch(&v, f);
+	else
+		ok = imds_fetch(&v, f);
+	INSTR_TIME_SET_CURRENT(duration);
+	INSTR_TIME_SUBTRACT(duration, start);
+	sm_stats_count(SM_STAT_API_CALL, statname,
+				   INSTR_TIME_GET_MILLISEC(duration));
+
+	if (ok)
+	{
+		temp_cache_clear();
+		temp_cache.v.access_key_id = cache_strdup(v.access_key_id);
+		temp_cache.v.secret_access_key = cache_strdup(v.secret_access_key);
+		temp_cache.v.session_token = cache_strdup(v.session_token);
+		temp_cache.v.expiration = v.expiration;
+		temp_cache.source = source;
+		temp_cache.refresh_at = refresh_time(v.expiration, now);
+		temp_cache.valid = true;
+		if (source == SRC_IMDS)
+			imds_failed_at = 0;
+	}
+
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(fetchcxt);
+
+	if (ok)
+	{
+		copy_out(out, &temp_cache.v, source);
+		return true;
+	}
+
+	{
+		char		statkey[128];
+
+		snprintf(statkey, sizeof(statkey), "%s:%s", statname, f->what);
+		sm_stats_count(SM_STAT_API_ERROR, statkey, 0);
+	}
+	if (source == SRC_IMDS)
+		imds_failed_at = now;
+
+	/* kept credentials still good for a while: better than nothing */
+	if (temp_cache.valid && temp_cache.source == source &&
+		(temp_cache.v.expiration == 0 ||
+		 temp_cache.v.expiration - now > SM_CRED_GRACE_S))
+	{
+		if (!temp_cache.warned)
+		{
+			ereport(WARNING,
+					(errmsg("could not refresh AWS credentials from the %s, using the current ones until they expire",
+							source == SRC_CONTAINER ?
+							"container credentials endpoint" :
+							"EC2 instance metadata service"),
+					 errdetail("%s", f->detail)));
+			temp_cache.warned = true;
+		}
+		copy_out(out, &temp_cache.v, source);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Resolve credentials through the chain; see credentials.h.  The copies are
+ * secret buffers of CurrentMemoryContext.
+ */
+void
+sm_credentials_get(SmCredentials *out)
+{
+	StringInfoData tried;
+	SmFetchFailure f;
+
+	memset(out, 0, sizeof(*out));
+	memset(&f, 0, sizeof(f));
+
+	if (from_settings(out))
+		return;
+	if (from_environment(out))
+		return;
+
+	initStringInfo(&tried);
+	appendStringInfoString(&tried, "Neither \"secretsmgr.access_key_id\" nor AWS_ACCESS_KEY_ID is set.");
+	if (from_shared_file(out, &tried))
+		return;
+
+	if (container_configured())
+	{
+		if (temporary_credentials(SRC_CONTAINER, out, &f))
+			return;
+		/* the server was told to use the container endpoint: say why not */
+		ereport(ERROR,
+				(errcode(f.sqlerrcode),
+				 errmsg("could not get AWS credentials from the container credentials endpoint"),
+				 errdetail("%s", f.detail),
+				 errhint("Check AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI, and the authorization token, in the server's environment.")));
+	}
+	appendStringInfoString(&tried, " No container credentials endpoint is configured.");
+
+	if (imds_disabled())
+		appendStringInfoString(&tried, " The EC2 instance metadata service is disabled by AWS_EC2_METADATA_DISABLED.");
+	else
+	{
+		if (temporary_credentials(SRC_IMDS, out, &f))
+			return;
+		appendStringInfoString(&tried, " The EC2 instance metadata service gave no credentials.");
+	}
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+			 errmsg("no AWS credentials found"),
+			 errdetail("%s", tried.data),
+			 f.detail[0] ? errdetail_log("%s %s", tried.data, f.detail) : 0,
+			 errhint("Set \"secretsmgr.access_key_id\" and \"secretsmgr.secret_access_key\", the AWS_* environment variables of the server, a shared credentials file, or run on an instance or container with an IAM role.")));
+}
+
+/*
+ * Zero the strings of a copy.  They are secret buffers of the caller's
+ * context, released (and zeroed again) with it: freeing them by hand would
+ * leave their reset callbacks pointing at freed memory.
+ */
+void
+sm_credentials_free(SmCredentials *creds)
+{
+	if (creds == NULL)
+		return;
+	if (creds->access_key_id)
+		sm_secure_zero(creds->access_key_id, strlen(creds->access_key_id));
+	if (creds->secret_access_key)
+		sm_secure_zero(creds->secret_access_key, strlen(creds->secret_access_key));
+	if (creds->session_token)
+		sm_secure_zero(creds->session_token, strlen(creds->session_token));
+	creds->access_key_id = NULL;
+	creds->secret_access_key = NULL;
+	creds->session_token = NULL;
+	creds->expiration = 0;
+}
+
+/*
+ * Forget kept credentials, e.g. after ExpiredTokenException: temporary ones
+ * and the last parse of the shared file are both dropped and scrubbed.
+ */
+void
+sm_credentials_invalidate(void)
+{
+	temp_cache_clear();
+	file_cache_clear();
+}
+
+/*
+ * Which provider would answer, without any network call: by configuration,
+ * and for the instance metadata service by what this backend last saw.
+ * The shared file is read (through its cache); a file that exists but
+ * cannot be read is reported as an error, as sm_credentials_get would.
+ */
+const char *
+sm_credentials_source(void)
+{
+	char	   *path;
+	const char *named_by;
+	const char *profile;
+
+	if (nonempty(sm_guc_access_key_id) || nonempty(sm_guc_secret_access_key) ||
+		nonempty(sm_guc_session_token))
+		return SRC_SETTINGS;
+	if (env_get("AWS_ACCESS_KEY_ID") || env_get("AWS_SECRET_ACCESS_KEY"))
+		return SRC_ENVIRONMENT;
+
+	profile = shared_file_profile(&named_by);
+	path = shared_file_path();
+	if (path != NULL)
+	{
+		struct stat st;
+
+		/* a profile named explicitly stops the chain here, found or not */
+		if (named_by != NULL)
+			return SRC_SHARED_FILE;
+		if (stat(path, &st) == 0)
+		{
+			SmCredValues v;
+			SmFileResult result = shared_file_lookup(path, profile, &v);
+
+			/* a profile with half a key pair stops the chain with an error */
+			if (result == SM_FILE_FOUND || result == SM_FILE_PARTIAL)
+				return SRC_SHARED_FILE;
+		}
+	}
+
+	if (container_configured())
+		return SRC_CONTAINER;
+	if (temp_cache.valid)
+		return temp_cache.source;
+	if (imds_disabled())
+		return NULL;
+	/* off EC2 the service does not answer: say so once we have seen it */
+	if (imds_failed_at != 0)
+		return NULL;
+	return SRC_IMDS;
+}
+
+/*
+ * The region: secretsmgr.region, else AWS_REGION, else AWS_DEFAULT_REGION.
+ * Its shape is checked because it goes into host names and the signature.
+ */
+const char *
+sm_region_get(void)
+{
+	const char *region;
+	const char *from;
+	const char *p;
+
+	if (nonempty(sm_guc_region))
+	{
+		region = sm_guc_region;
+		from = "secretsmgr.region";
+	}
+	else if ((region = env_get("AWS_REGION")) != NULL)
+		from = "AWS_REGION";
+	else if ((region = env_get("AWS_DEFAULT_REGION")) != NULL)
+		from = "AWS_DEFAULT_REGION";
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no AWS region configured"),
+				 errhint("Set \"secretsmgr.region\", or AWS_REGION in the server's environment.")));
+
+	for (p = region; *p; p++)
+	{
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+			break;
+	}
+	if (*p != '\0' || p - region > 32)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid AWS region in %s", from),
+				 errdetail("A region name has only lower-case letters, digits and \"-\", and at most 32 characters.")));
+	return region;
+}
