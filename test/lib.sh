@@ -13,7 +13,7 @@ export SM_TEST_ACCESS_KEY SM_TEST_SECRET_KEY
 EMU_PID=""
 PG_STARTED=""
 
-SM_PKGS="postgresql-15 postgresql-server-dev-15 postgresql-contrib-15 libcurl4-openssl-dev
+SM_PKGS="postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev
          libjansson-dev libssl-dev python3-botocore python3-boto3 python3-psycopg2
          libipc-run-perl make gcc curl"
 
