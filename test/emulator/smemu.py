@@ -1226,6 +1226,9 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):   # quiet: we keep our own log
         pass
 
+    def version_string(self):
+        return self.server_version
+
     # --- plumbing ----------------------------------------------------------
     def read_body(self):
         te = self.headers.get("Transfer-Encoding", "")

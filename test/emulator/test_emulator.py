@@ -303,6 +303,39 @@ class TestSignature(Base):
         self.assertEqual((st, body["__type"]),
                          (400, "UnknownOperationException"))
 
+    def test_header_value_trimming(self):
+        """Inner runs of spaces fold to one on both sides (hand signer vs
+        botocore in the emulator)."""
+        amz = amz_now()
+        hdrs = {"Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": "secretsmanager.ListSecrets",
+                "X-Amz-Date": amz, "X-Custom": "  a   b    c  "}
+        auth = sigv4("POST", EMU.host, "/", hdrs, b"{}", AKID, SECRET, amz)
+        st, _h, b = EMU.raw("ListSecrets", {}, auth=auth, amz_date=amz,
+                            extra={"X-Custom": "  a   b    c  "})
+        self.assertEqual(st, 200, b)
+
+    def test_static_key_with_session_token(self):
+        st, _h, b = EMU.raw("ListSecrets", {}, token="bogus")
+        self.assertEqual((st, b["__type"]),
+                         (403, "UnrecognizedClientException"))
+
+    @unittest.skipUnless(shutil.which("curl"), "no curl")
+    def test_curl_aws_sigv4(self):
+        """libcurl's own SigV4 (--aws-sigv4, curl >= 7.75) is accepted."""
+        EMU.admin("POST", "secret", {"Name": "curl", "SecretString": "cv"})
+        r = subprocess.run(
+            ["curl", "-sS", "--aws-sigv4", "aws:amz:%s:secretsmanager"
+             % REGION, "--user", "%s:%s" % (AKID, SECRET),
+             "-H", "Content-Type: application/x-amz-json-1.1",
+             "-H", "X-Amz-Target: secretsmanager.GetSecretValue",
+             "-d", '{"SecretId": "curl"}', EMU.url + "/"],
+            capture_output=True, text=True, timeout=30)
+        if "aws-sigv4" in r.stderr:
+            self.skipTest("curl without --aws-sigv4")
+        self.assertEqual(json.loads(r.stdout).get("SecretString"), "cv",
+                         r.stdout + r.stderr)
+
     def test_keep_alive(self):
         conn = http.client.HTTPConnection("127.0.0.1", EMU.port, timeout=10)
         try:
