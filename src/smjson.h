@@ -7,6 +7,12 @@
  * Include this header right after "postgres.h", before any other PostgreSQL
  * header: it renames the SQL function's prototype (which secretsmgr never
  * calls) so both headers compile in one file.
+ *
+ * The clash goes further than the compiler: the postgres executable exports
+ * json_object, and the dynamic linker binds our module's calls to the first
+ * definition in the global scope, which is PostgreSQL's.  So no file of
+ * secretsmgr calls jansson's json_object(): the macro below makes an empty
+ * object through json_pack(), whose internal call stays inside libjansson.
  */
 #ifndef SECRETSMGR_SMJSON_H
 #define SECRETSMGR_SMJSON_H
@@ -20,5 +26,7 @@
 #undef json_object
 
 #include <jansson.h>
+
+#define json_object() json_pack("{}")
 
 #endif							/* SECRETSMGR_SMJSON_H */
