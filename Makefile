@@ -23,6 +23,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# every object depends on every header of the module (PGXS tracks none)
+$(OBJS): $(wildcard src/*.h)
+
 .PHONY: test demo unit bench
 test:
 	test/run
