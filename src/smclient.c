@@ -46,9 +46,13 @@
 #define SM_SERVICE "secretsmanager"
 #define SM_MAX_BACKOFF_MS 20000
 
-/* The signing key of one (access key, day, region), kept across calls. */
+/*
+ * The signing key of one (credentials, day, region), kept across calls.  The
+ * credentials are recognised by a digest of the secret key, never a copy.
+ */
 static struct
 {
+	char		secret_digest[65];
 	char		access_key_id[129];
 	char		date8[9];
 	char		region[33];
@@ -208,12 +212,17 @@ sm_client_endpoint(void)
 static const unsigned char *
 signing_key(const SmCredentials *creds, const char *date8, const char *region)
 {
+	char		digest[65];
+
+	sm_sigv4_sha256_hex(creds->secret_access_key, strlen(creds->secret_access_key), digest);
 	if (!signing_key_cache.valid ||
+		strcmp(signing_key_cache.secret_digest, digest) != 0 ||
 		strcmp(signing_key_cache.access_key_id, creds->access_key_id) != 0 ||
 		strcmp(signing_key_cache.date8, date8) != 0 ||
 		strcmp(signing_key_cache.region, region) != 0)
 	{
 		sm_secure_zero(signing_key_cache.key, sizeof(signing_key_cache.key));
+		strlcpy(signing_key_cache.secret_digest, digest, sizeof(signing_key_cache.secret_digest));
 		strlcpy(signing_key_cache.access_key_id, creds->access_key_id,
 				sizeof(signing_key_cache.access_key_id));
 		strlcpy(signing_key_cache.date8, date8, sizeof(signing_key_cache.date8));
