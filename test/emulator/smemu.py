@@ -246,6 +246,31 @@ def random_suffix():
 # Secret store
 # ---------------------------------------------------------------------------
 
+# Every value ever stored (and the "password" field of JSON values), kept
+# across resets: the tests' leak checks search server logs for them.
+SEEN_VALUES = set()
+SEEN_LOCK = threading.Lock()
+
+
+def remember_value(kind, value):
+    if kind is None or value is None:
+        return
+    found = []
+    if kind == "string":
+        found.append(value)
+        try:
+            doc = json.loads(value)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and isinstance(doc.get("password"), str):
+            found.append(doc["password"])
+    elif isinstance(value, (bytes, bytearray)):
+        found.append(base64.b64encode(bytes(value)).decode())
+        found.append(bytes(value).hex())
+    with SEEN_LOCK:
+        SEEN_VALUES.update(v for v in found if len(v) >= 8)
+
+
 class Version:
     __slots__ = ("vid", "kind", "value", "created", "stages",
                  "last_accessed")
@@ -312,6 +337,7 @@ class Secret:
                 version.stages.remove("AWSPREVIOUS")
 
     def add_version(self, vid, kind, value, stages):
+        remember_value(kind, value)
         v = Version(vid, kind, value, [])
         self.versions[vid] = v
         for s in stages:
@@ -1730,6 +1756,10 @@ class Handler(BaseHTTPRequestHandler):
                     e["Placeholder"] = True
                 out["Versions"].append(e)
             return out
+
+    def admin_get_values(self, req):
+        with SEEN_LOCK:
+            return {"values": sorted(SEEN_VALUES)}
 
     def admin_get_secrets(self, req):
         with self.emu.lock:
