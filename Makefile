@@ -10,7 +10,8 @@ DATA = $(wildcard sql/secretsmgr--*.sql)
 PGFILEDESC = "secretsmgr - AWS Secrets Manager credentials and rotation"
 
 # pg_regress inputs are sql/<test>.sql (the install scripts sql/secretsmgr--*.sql are not tests)
-REGRESS = $(filter-out secretsmgr--%,$(basename $(notdir $(wildcard sql/*.sql))))
+# setup.sql runs first (shared test helpers), the rest in name order.
+REGRESS = setup $(sort $(filter-out setup secretsmgr--%,$(basename $(notdir $(wildcard sql/*.sql)))))
 REGRESS_OPTS = --load-extension=secretsmgr
 
 PG_CPPFLAGS = -I$(srcdir)/src -DSECRETSMGR_VERSION=\"$(EXTVERSION)\"

@@ -36,7 +36,7 @@ SET secretsmgr.cache_max_entries = 2;
 SELECT secretsmgr_get_secret('cache/a') ->> 'username', secretsmgr_get_secret('cache/b') ->> 'username';
 SELECT secretsmgr_get_secret('cache/a') ->> 'username';  -- a is now the most recent
 SELECT secretsmgr_get_secret('cache/c') ->> 'username';  -- evicts b
-SELECT count FROM secretsmgr_stats() WHERE category = 'cache' AND name IN ('entries', 'evicted') ORDER BY name;
+SELECT name, count FROM secretsmgr_stats() WHERE category = 'cache' AND name IN ('entries', 'evicted') ORDER BY name;
 \! test/emulator/smctl calls GetSecretValue
 SELECT secretsmgr_get_secret('cache/a') ->> 'username';  -- hit: no new call
 \! test/emulator/smctl calls GetSecretValue
