@@ -599,56 +599,71 @@ sm_http_response_free(SmHttpResponse *resp)
 	resp->body_len = 0;
 }
 
+/*
+ * Parse host as an IPv4 or IPv6 literal (brackets allowed) into buf,
+ * returning its family, or AF_UNSPEC for a name.
+ */
+static int
+parse_ip_literal(const char *host, unsigned char *buf)
+{
+	char		tmp[INET6_ADDRSTRLEN + 2];
+	size_t		len = strlen(host);
+
+	if (inet_pton(AF_INET, host, buf) == 1)
+		return AF_INET;
+	if (len > 2 && len < sizeof(tmp) && host[0] == '[' && host[len - 1] == ']')
+	{
+		memcpy(tmp, host + 1, len - 2);
+		tmp[len - 2] = '\0';
+		host = tmp;
+	}
+	if (inet_pton(AF_INET6, host, buf) == 1)
+		return AF_INET6;
+	return AF_UNSPEC;
+}
+
 /* Is host (as curl_url returns it, IPv6 in brackets) a loopback address? */
 static bool
 host_is_loopback(const char *host)
 {
-	struct in_addr a4;
-	struct in6_addr a6;
-	char		buf[INET6_ADDRSTRLEN + 2];
-	size_t		len = strlen(host);
+	unsigned char addr[sizeof(struct in6_addr)];
 
-	if (pg_strcasecmp(host, "localhost") == 0)
-		return true;
-	if (inet_pton(AF_INET, host, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (len > 2 && len < sizeof(buf) && host[0] == '[' && host[len - 1] == ']')
+	switch (parse_ip_literal(host, addr))
 	{
-		memcpy(buf, host + 1, len - 2);
-		buf[len - 2] = '\0';
-		host = buf;
+		case AF_INET:
+			return addr[0] == 127;
+		case AF_INET6:
+			return memcmp(addr, &in6addr_loopback, sizeof(struct in6_addr)) == 0;
+		default:
+			return pg_strcasecmp(host, "localhost") == 0;
 	}
-	if (inet_pton(AF_INET6, host, &a6) == 1)
-		return memcmp(&a6, &in6addr_loopback, sizeof(a6)) == 0;
-	return false;
 }
 
-/* Does host match an entry of extra (entries with or without brackets)? */
+/*
+ * Does host match an entry of extra?  Addresses are compared as addresses
+ * (so "[FD00:EC2::0023]" is "[fd00:ec2::23]"), names without case.
+ */
 static bool
 host_in_list(const char *host, const char *const *extra)
 {
-	size_t		hlen = strlen(host);
-	const char *bare = host;
-	size_t		barelen = hlen;
+	unsigned char haddr[sizeof(struct in6_addr)];
+	int			hfamily;
 
 	if (extra == NULL)
 		return false;
-	if (hlen > 2 && host[0] == '[' && host[hlen - 1] == ']')
-	{
-		bare = host + 1;
-		barelen = hlen - 2;
-	}
+	hfamily = parse_ip_literal(host, haddr);
 	for (; *extra != NULL; extra++)
 	{
-		const char *e = *extra;
-		size_t		elen = strlen(e);
+		unsigned char eaddr[sizeof(struct in6_addr)];
+		int			efamily = parse_ip_literal(*extra, eaddr);
 
-		if (elen > 2 && e[0] == '[' && e[elen - 1] == ']')
-		{
-			e++;
-			elen -= 2;
-		}
-		if (elen == barelen && pg_strncasecmp(e, bare, elen) == 0)
+		if (hfamily != efamily)
+			continue;
+		if (hfamily == AF_INET && memcmp(haddr, eaddr, 4) == 0)
+			return true;
+		if (hfamily == AF_INET6 && memcmp(haddr, eaddr, 16) == 0)
+			return true;
+		if (hfamily == AF_UNSPEC && pg_strcasecmp(host, *extra) == 0)
 			return true;
 	}
 	return false;

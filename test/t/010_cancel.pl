@@ -61,17 +61,8 @@ sub start_hung_query
 
 # the same session goes on working after a cancel: the handle was reset
 {
-	my ($ret, $out, $err) = $node->psql('postgres',
-		"SET statement_timeout = '500ms';\n"
-		  . "SELECT 'x' FROM pg_sleep(0);\n"
-		  . "\\o /dev/null\n"
-		  . "SELECT secretsmgr_get_secret('cancel/app');\n"
-		  . "\\o\n"
-		  . "RESET statement_timeout;\n"
-		  . "SELECT secretsmgr_get_secret('cancel/app', 'AWSCURRENT') ->> 'username';",
-		on_error_stop => 0);
 	SmTest::smctl('fault', 'GetSecretValue', 'hang', '1', '--delay-ms', '60000');
-	($ret, $out, $err) = $node->psql('postgres',
+	my ($ret, $out, $err) = $node->psql('postgres',
 		"SET statement_timeout = '300ms';\n"
 		  . "SELECT secretsmgr_get_secret('cancel/app') ->> 'username';\n"
 		  . "RESET statement_timeout;\n"
