@@ -1,0 +1,49 @@
+/*
+ * history.h
+ *		secretsmgr_rotation_history: one row per rotation, reconcile or
+ *		Lambda step, failures included.
+ */
+#ifndef SECRETSMGR_HISTORY_H
+#define SECRETSMGR_HISTORY_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+
+/* One history row; any string may be NULL (stored as NULL). */
+typedef struct SmHistoryRow
+{
+	const char *secret_id;
+	const char *role_name;
+	const char *new_version_id;
+	const char *previous_version_id;
+	const char *strategy;
+	const char *step;			/* createSecret ... finishSecret, reconcile */
+	const char *status;			/* succeeded, failed, noop */
+	const char *via;			/* sql, lambda, scheduler */
+	TimestampTz started_at;
+	TimestampTz finished_at;
+	const char *executed_by;
+	const char *sqlstate;
+	const char *error;			/* our own message: never a secret */
+} SmHistoryRow;
+
+/*
+ * Insert row in the current transaction (it commits or rolls back with the
+ * caller), as the extension owner.  Skipped, returning false, on a standby
+ * or in a read-only transaction.
+ */
+extern bool sm_history_insert(const SmHistoryRow *row);
+
+/*
+ * Insert row in a transaction of its own, through a short-lived background
+ * worker, so it stays after the caller's transaction rolls back.  Waits for
+ * the worker (bounded).  Returns false, after a WARNING, when it could not
+ * (no worker slot, standby).
+ */
+extern bool sm_history_insert_autonomous(const SmHistoryRow *row);
+
+/* Entry point of that worker. */
+extern PGDLLEXPORT void sm_history_worker_main(Datum main_arg);
+
+#endif							/* SECRETSMGR_HISTORY_H */
