@@ -1,0 +1,1322 @@
+/*
+ * rotation.c
+ *		The rotation engine: secretsmgr_rotate, the Lambda's setSecret and
+ *		testSecret steps, verify and reconcile.
+ *
+ * The contract (docs/rotation.md):
+ *
+ * 1. createSecret: reuse the AWSPENDING version if it exists, is not also
+ *    AWSCURRENT and names the right user; otherwise PutSecretValue a copy of
+ *    AWSCURRENT with a new password from the CSPRNG (and, for "alternating",
+ *    the other user) as AWSPENDING under a fresh ClientRequestToken.
+ * 2. setSecret: ALTER ROLE with a SCRAM verifier built here.  The statement
+ *    is a parse tree handed to ProcessUtility() with a redacted query
+ *    string, so no SQL text, log line, hook or error context ever holds the
+ *    password.
+ * 3. testSecret: the new password checked against the verifier now in
+ *    pg_authid (verify.c).
+ * 4. finishSecret: UpdateSecretVersionStage moving AWSCURRENT, queued and
+ *    performed in an XACT_EVENT_PRE_COMMIT callback (as postgres_fdw commits
+ *    remote transactions): the label moves only when the transaction is
+ *    about to commit, and a failure there aborts the commit, so the role
+ *    keeps its old password.  A rollback leaves only a harmless AWSPENDING
+ *    version that the next rotation reuses.
+ *
+ * Invariant: after any failure at any point, either AWSCURRENT still logs in
+ * as its role, or the next secretsmgr_rotate / secretsmgr_reconcile brings
+ * them back together.  The one window where the label has moved but the
+ * commit did not happen (crash or failure between the pre-commit callback
+ * and the commit record) leaves the role matching AWSPREVIOUS: reconcile
+ * recognises that and applies AWSCURRENT.
+ *
+ * Two sessions rotating the same secret serialise on a transaction-level
+ * advisory lock keyed on the secret's ARN (cluster-wide: roles are shared by
+ * every database); different secrets rotate in parallel.
+ *
+ * Every operation runs in an internal subtransaction.  On error it is rolled
+ * back, the failure is written to secretsmgr_rotation_history in a
+ * transaction of its own (history.c), counted, logged, and re-raised: no
+ * failure is silent, and none survives only in the server log.
+ *
+ * Passwords live only in secret buffers (zeroed when done, and when their
+ * memory context goes away) and in jansson strings (scrubbed by the zeroing
+ * allocator secretsmgr.c installs).  No message ever holds one.
+ */
+#include "postgres.h"
+
+#include "smjson.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
+#include "nodes/plannodes.h"
+#include "storage/lock.h"
+#include "tcop/dest.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "cache.h"
+#include "compat.h"
+#include "history.h"
+#include "registry.h"
+#include "rotation.h"
+#include "secretsmgr.h"
+#include "smclient.h"
+#include "verify.h"
+
+/*
+ * libpq/scram.h pulls in libpq-be.h and with it the GSSAPI headers, which a
+ * server built with GSSAPI needs at compile time but this module does not:
+ * declare the one function used (exported by the server since 14; compat.h
+ * maps the older name).
+ */
+extern char *pg_be_scram_build_secret(const char *password);
+
+#define STAGE_CURRENT	"AWSCURRENT"
+#define STAGE_PENDING	"AWSPENDING"
+#define STAGE_PREVIOUS	"AWSPREVIOUS"
+
+/* Advisory lock namespace of secretsmgr rotations: "SMGR". */
+#define SM_LOCK_CLASS	0x534D4752
+
+/* One rotation, Lambda step or reconcile, as history and stats see it. */
+typedef struct SmOp
+{
+	const char *opname;			/* rotate, set_secret, ... (stats) */
+	const char *fname;			/* SQL function, for messages */
+	const char *via;			/* sql, lambda */
+	const char *given_id;		/* secret id as the caller passed it */
+	const char *token;			/* set_secret / test_secret */
+	SmBinding	binding;
+	const char *api_id;			/* what Secrets Manager is called with */
+	TimestampTz started_at;
+	char	   *executed_by;
+
+	/* progress, read by the failure path */
+	const char *step;
+	char	   *role_name;
+	char	   *new_version_id;
+	char	   *previous_version_id;
+
+	/* outcome */
+	const char *status;
+	char	   *result_text;
+	bool		result_bool;
+} SmOp;
+
+typedef void (*SmOpBody) (SmOp *op);
+
+/* The username and password of a secret version. */
+typedef struct SmCreds
+{
+	char	   *username;
+	char	   *password;		/* secret buffer */
+} SmCreds;
+
+/* Why a secret value cannot be used. */
+typedef enum SmParseError
+{
+	SM_PARSE_OK = 0,
+	SM_PARSE_BINARY,
+	SM_PARSE_NOT_JSON,
+	SM_PARSE_NO_USERNAME,
+	SM_PARSE_NO_PASSWORD
+} SmParseError;
+
+/* A stage move queued for pre-commit (in TopTransactionContext). */
+typedef struct SmPendingMove
+{
+	int			nest_level;
+	char	   *api_id;
+	char	   *secret_id;
+	char	   *secret_arn;
+	char	   *role_name;
+	char	   *strategy;
+	char	   *new_version_id;
+	char	   *old_version_id;
+	char	   *executed_by;
+	TimestampTz started_at;
+} SmPendingMove;
+
+static List *pending_moves = NIL;
+static bool callbacks_registered = false;
+
+static void xact_callback(XactEvent event, void *arg);
+static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							 SubTransactionId parentSubid, void *arg);
+
+/* Milliseconds since start. */
+static double
+elapsed_ms(TimestampTz start)
+{
+	return (double) (GetCurrentTimestamp() - start) / 1000.0;
+}
+
+/* Count an outcome as "opname:status" in secretsmgr_stats(). */
+static void
+count_outcome(const char *opname, const char *status, TimestampTz start)
+{
+	char		name[64];
+
+	snprintf(name, sizeof(name), "%s:%s", opname, status);
+	sm_stats_count(SM_STAT_ROTATION, name, elapsed_ms(start));
+}
+
+/* Refuse to change anything on a standby or in a read-only transaction. */
+static void
+refuse_read_only(const SmOp *op)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot run %s() during recovery", op->fname),
+				 errdetail("A standby cannot change a role's password."),
+				 errhint("Run %s() on the primary server; secretsmgr_verify() works on a standby.",
+						 op->fname)));
+	PreventCommandIfReadOnly(psprintf("%s()", op->fname));
+}
+
+/* The binding of the secret, or an error saying how to create one. */
+static void
+require_binding(const char *secret_id, SmBinding *b)
+{
+	if (!sm_registry_lookup(secret_id, b))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("secret \"%s\" is not managed by secretsmgr", secret_id),
+				 errdetail("Only a secret registered with secretsmgr_manage() may change a role's password."),
+				 errhint("Register it with secretsmgr_manage(secret_id, role_name).")));
+}
+
+/*
+ * Serialise with every other rotation of this secret, in any database,
+ * until the end of the transaction.
+ */
+static void
+lock_secret(const SmBinding *b)
+{
+	const char *key = b->secret_arn ? b->secret_arn : b->secret_id;
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, InvalidOid, SM_LOCK_CLASS,
+						 hash_bytes((const unsigned char *) key, strlen(key)), 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * Take the secret's lock, then re-read the binding: it may have changed
+ * while this session waited.
+ */
+static void
+lock_and_refresh(SmOp *op)
+{
+	lock_secret(&op->binding);
+	require_binding(op->binding.secret_id, &op->binding);
+	op->api_id = op->binding.secret_arn ? op->binding.secret_arn : op->binding.secret_id;
+}
+
+/*
+ * Username and password of a version's JSON.  Nothing is raised while the
+ * jansson document is alive, so it is always freed (and scrubbed).
+ */
+static SmParseError
+parse_creds(const SmSecretValue *v, SmCreds *out)
+{
+	json_t	   *doc;
+	json_t	   *user;
+	json_t	   *pw;
+	json_error_t jerr;
+	SmParseError result = SM_PARSE_OK;
+
+	out->username = NULL;
+	out->password = NULL;
+	if (v->secret_string == NULL)
+		return SM_PARSE_BINARY;
+
+	doc = json_loads(v->secret_string, JSON_REJECT_DUPLICATES, &jerr);
+	if (doc == NULL)
+		return SM_PARSE_NOT_JSON;
+	if (!json_is_object(doc))
+		result = SM_PARSE_NOT_JSON;
+	else
+	{
+		user = json_object_get(doc, "username");
+		pw = json_object_get(doc, "password");
+		if (!json_is_string(user) || json_string_length(user) == 0)
+			result = SM_PARSE_NO_USERNAME;
+		else if (!json_is_string(pw) || json_string_length(pw) == 0)
+			result = SM_PARSE_NO_PASSWORD;
+		else
+		{
+			out->username = pstrdup(json_string_value(user));
+			out->password = sm_secret_strndup(json_string_value(pw),
+											  json_string_length(pw));
+		}
+	}
+	json_decref(doc);
+	return result;
+}
+
+/* As parse_creds, raising the error that says what is wrong. */
+static void
+require_creds(const SmOp *op, const SmSecretValue *v, SmCreds *out)
+{
+	const char *secret = op->binding.secret_id;
+	const char *version = v->version_id ? v->version_id : "?";
+
+	switch (parse_creds(v, out))
+	{
+		case SM_PARSE_OK:
+			return;
+		case SM_PARSE_BINARY:
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("version \"%s\" of secret \"%s\" holds a binary value", version, secret),
+					 errdetail("Rotation needs a SecretString holding a JSON object with \"username\" and \"password\"."),
+					 errhint("Store the credentials as a JSON SecretString.")));
+			break;
+		case SM_PARSE_NOT_JSON:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("version \"%s\" of secret \"%s\" is not a JSON object", version, secret),
+					 errdetail("Rotation needs a SecretString holding a JSON object with \"username\" and \"password\"."),
+					 errhint("Store the credentials as a JSON object, as RDS does.")));
+			break;
+		case SM_PARSE_NO_USERNAME:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("version \"%s\" of secret \"%s\" has no \"username\" field", version, secret),
+					 errdetail("The \"username\" field must be a non-empty JSON string."),
+					 errhint("Add the bound role's name as \"username\".")));
+			break;
+		case SM_PARSE_NO_PASSWORD:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("version \"%s\" of secret \"%s\" has no \"password\" field", version, secret),
+					 errdetail("The \"password\" field must be a non-empty JSON string."),
+					 errhint("Add a \"password\" field to the secret.")));
+			break;
+	}
+}
+
+/* Is user one of the roles this binding may change? */
+static bool
+user_is_bound(const SmBinding *b, const char *user)
+{
+	return strcmp(user, b->role_name) == 0 ||
+		(b->alternating && b->clone_role && strcmp(user, b->clone_role) == 0);
+}
+
+/* Refuse a version whose username is not a bound role. */
+static void
+require_bound_user(const SmOp *op, const SmSecretValue *v, const char *user)
+{
+	const SmBinding *b = &op->binding;
+
+	if (user_is_bound(b, user))
+		return;
+	if (b->alternating)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("secret \"%s\" names role \"%s\", which is not bound to it",
+						b->secret_id, user),
+				 errdetail("Version \"%s\" has username \"%s\"; the secret is bound to roles \"%s\" and \"%s\".",
+						   v->version_id, user, b->role_name, b->clone_role),
+				 errhint("The secret's username never decides which role changes: correct the secret, or its binding with secretsmgr_manage().")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("secret \"%s\" names role \"%s\", which is not bound to it",
+					b->secret_id, user),
+			 errdetail("Version \"%s\" has username \"%s\"; the secret is bound to role \"%s\".",
+					   v->version_id, user, b->role_name),
+			 errhint("The secret's username never decides which role changes: correct the secret, or its binding with secretsmgr_manage().")));
+}
+
+/* A version read by ARN must belong to the bound secret. */
+static void
+require_same_secret(const SmOp *op, const SmSecretValue *v)
+{
+	const SmBinding *b = &op->binding;
+
+	if (b->secret_arn && v->arn && strcmp(b->secret_arn, v->arn) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("version \"%s\" belongs to another secret than \"%s\"",
+						v->version_id, b->secret_id),
+				 errdetail("The version belongs to \"%s\"; the binding names \"%s\".",
+						   v->arn, b->secret_arn),
+				 errhint("Pass the ClientRequestToken of this secret's rotation, or register the secret again with secretsmgr_manage().")));
+}
+
+/* The role that a binding's new version goes to, given AWSCURRENT's user. */
+static const char *
+next_user(const SmBinding *b, const char *current_user_name)
+{
+	if (!b->alternating)
+		return b->role_name;
+	return strcmp(current_user_name, b->role_name) == 0 ? b->clone_role : b->role_name;
+}
+
+/* The role must exist, log in and stay unprivileged before it changes. */
+static void
+require_usable_role(const char *role)
+{
+	SmVerifyResult r = sm_verify_role_usable(role);
+
+	if (r == SM_VERIFY_NO_ROLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role \"%s\" does not exist", role),
+				 errhint("Create the role, or register the secret again with secretsmgr_manage().")));
+	if (r == SM_VERIFY_CANNOT_LOGIN)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("role \"%s\" cannot log in", role),
+				 errdetail("A new password would not let anyone log in as this role."),
+				 errhint("Run ALTER ROLE %s LOGIN first.", quote_identifier(role))));
+	if (r == SM_VERIFY_EXPIRED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("role \"%s\" has passed its VALID UNTIL time", role),
+				 errdetail("A new password would not let anyone log in as this role."),
+				 errhint("Run ALTER ROLE %s VALID UNTIL 'infinity' (or a later time) first.",
+						 quote_identifier(role))));
+	sm_registry_check_unprivileged(role);
+}
+
+/*
+ * ALTER ROLE role PASSWORD '<SCRAM verifier built here>', run through
+ * ProcessUtility() so audit hooks see it, with a redacted query string.
+ * The plain password never reaches any SQL text.
+ */
+static void
+set_role_password(const char *role, const char *password)
+{
+	char	   *verifier;
+	AlterRoleStmt *stmt;
+	RoleSpec   *spec;
+	PlannedStmt *pstmt;
+	char	   *query;
+
+	verifier = pg_be_scram_build_secret(password);
+
+	spec = makeNode(RoleSpec);
+	spec->roletype = ROLESPEC_CSTRING;
+	spec->rolename = pstrdup(role);
+	spec->location = -1;
+
+	stmt = makeNode(AlterRoleStmt);
+	stmt->role = spec;
+	stmt->options = list_make1(makeDefElem("password", (Node *) makeString(verifier), -1));
+	stmt->action = +1;
+
+	pstmt = makeNode(PlannedStmt);
+	pstmt->commandType = CMD_UTILITY;
+	pstmt->canSetTag = false;
+	pstmt->utilityStmt = (Node *) stmt;
+	pstmt->stmt_location = -1;
+	pstmt->stmt_len = 0;
+
+	query = psprintf("ALTER ROLE %s PASSWORD '<redacted>'", quote_identifier(role));
+
+	ProcessUtility(pstmt, query, false, PROCESS_UTILITY_QUERY, NULL, NULL,
+				   None_Receiver, NULL);
+	CommandCounterIncrement();
+
+	sm_secure_zero(verifier, strlen(verifier));
+}
+
+/* The password must now log in as role, or the step failed. */
+static void
+require_verified(const SmOp *op, const char *role, const char *password)
+{
+	SmVerifyResult r = sm_verify_password(role, password);
+
+	if (r != SM_VERIFY_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the new password of role \"%s\" does not verify", role),
+				 errdetail("After ALTER ROLE, %s.", sm_verify_describe(r, role)),
+				 errhint("Check for a check_password_hook or an event that changed the role in this transaction.")));
+}
+
+/*
+ * The new version's JSON: AWSCURRENT's, with only "password" (and, for
+ * "alternating", "username") replaced; engine, host, port, dbname and any
+ * other field pass through untouched.  Returned in a secret buffer.
+ */
+static char *
+build_new_value(const SmOp *op, const char *current_json, const char *user,
+				const char *password)
+{
+	json_t	   *doc;
+	json_error_t jerr;
+	size_t		len;
+	char	   *buf = NULL;
+	bool		ok;
+
+	doc = json_loads(current_json, JSON_REJECT_DUPLICATES, &jerr);
+	if (doc == NULL)
+		elog(ERROR, "could not re-parse the value of secret \"%s\"", op->binding.secret_id);
+	ok = json_object_set_new(doc, "password", json_string(password)) == 0 &&
+		(!op->binding.alternating ||
+		 json_object_set_new(doc, "username", json_string(user)) == 0);
+	len = ok ? json_dumpb(doc, NULL, 0, JSON_COMPACT) : 0;
+	if (len > 0)
+	{
+		buf = sm_secret_alloc(len + 1);
+		if (json_dumpb(doc, buf, len, JSON_COMPACT) != len)
+			len = 0;
+		buf[len] = '\0';
+	}
+	json_decref(doc);
+	if (len == 0)
+		elog(ERROR, "could not build the new value of secret \"%s\"", op->binding.secret_id);
+	return buf;
+}
+
+/*
+ * A token that GetSecretValue did not find: say why, from DescribeSecret
+ * (no such version, not AWSPENDING, or a placeholder createSecret never
+ * filled).
+ */
+static void
+explain_missing_token(const SmOp *op, bool want_pending) pg_attribute_noreturn();
+
+static void
+explain_missing_token(const SmOp *op, bool want_pending)
+{
+	json_t	   *desc = sm_client_describe_secret(op->api_id);
+	json_t	   *stages = json_object_get(json_object_get(desc, "VersionIdsToStages"),
+										 op->token);
+	bool		exists = json_is_array(stages);
+	bool		pending = false;
+	size_t		i;
+	json_t	   *s;
+
+	if (exists)
+		json_array_foreach(stages, i, s)
+			if (json_is_string(s) && strcmp(json_string_value(s), STAGE_PENDING) == 0)
+			pending = true;
+	json_decref(desc);
+
+	if (!exists)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("secret \"%s\" has no version \"%s\"", op->binding.secret_id, op->token),
+				 errdetail("The client request token names no version of this secret; it may belong to another secret."),
+				 errhint("Pass the ClientRequestToken of this secret's rotation; the createSecret step creates the version.")));
+	if (want_pending && !pending)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("version \"%s\" of secret \"%s\" is not labelled AWSPENDING",
+						op->token, op->binding.secret_id),
+				 errdetail("setSecret applies only the pending version of a rotation."),
+				 errhint("Start a new rotation; its createSecret step labels the new version AWSPENDING.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("version \"%s\" of secret \"%s\" has no value", op->token, op->binding.secret_id),
+			 errdetail("The version exists as a placeholder, but createSecret has not stored a value in it."),
+			 errhint("Run the rotation's createSecret step (PutSecretValue with this token and AWSPENDING) first.")));
+}
+
+/* Drop every cached value of the secret in this backend. */
+static void
+invalidate_cached(const char *given_id, const char *secret_id, const char *arn)
+{
+	sm_cache_invalidate(secret_id);
+	if (arn)
+		sm_cache_invalidate(arn);
+	if (given_id && strcmp(given_id, secret_id) != 0)
+		sm_cache_invalidate(given_id);
+}
+
+/* A history row describing op (status and error filled by the caller). */
+static SmHistoryRow
+op_row(const SmOp *op, const char *status)
+{
+	SmHistoryRow row;
+
+	memset(&row, 0, sizeof(row));
+	row.secret_id = op->binding.secret_id ? op->binding.secret_id : op->given_id;
+	row.role_name = op->role_name;
+	row.new_version_id = op->new_version_id;
+	row.previous_version_id = op->previous_version_id;
+	row.strategy = op->binding.strategy;
+	row.step = op->step;
+	row.status = status;
+	row.via = op->via;
+	row.started_at = op->started_at;
+	row.finished_at = GetCurrentTimestamp();
+	row.executed_by = op->executed_by;
+	return row;
+}
+
+/*
+ * A failure: write its history row in a transaction of its own, count it,
+ * log it.  The caller re-raises.
+ */
+static void
+record_failure(const SmHistoryRow *row, const ErrorData *edata,
+			   const char *opname, TimestampTz started_at)
+{
+	SmHistoryRow r = *row;
+
+	r.status = "failed";
+	r.sqlstate = unpack_sql_state(edata->sqlerrcode);
+	r.error = edata->message;
+	r.finished_at = GetCurrentTimestamp();
+
+	(void) sm_history_insert_autonomous(&r);
+	count_outcome(opname, "failed", started_at);
+	ereport(LOG,
+			(errmsg("secretsmgr: %s of secret \"%s\" failed at step %s: %s",
+					opname, r.secret_id, r.step, edata->message),
+			 errhidestmt(true)));
+}
+
+/*
+ * Run body in an internal subtransaction (the PL/pgSQL exception-block
+ * pattern).  On error: roll the subtransaction back, record the failure so
+ * it outlives the caller's transaction, and re-raise.
+ */
+static void
+run_recorded(SmOp *op, SmOpBody body)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+
+	PG_TRY();
+	{
+		body(op);
+
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		SmHistoryRow row;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+
+		row = op_row(op, "failed");
+		record_failure(&row, edata, op->opname, op->started_at);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+}
+
+/* Common start of every operation: who, when, which binding. */
+static SmOp *
+op_begin(const char *opname, const char *fname, const char *via,
+		 const char *secret_id, const char *first_step)
+{
+	SmOp	   *op = palloc0(sizeof(SmOp));
+
+	op->opname = opname;
+	op->fname = fname;
+	op->via = via;
+	op->given_id = secret_id;
+	op->started_at = GetCurrentTimestamp();
+	op->executed_by = GetUserNameFromId(GetUserId(), false);
+	op->step = first_step;
+	require_binding(secret_id, &op->binding);
+	op->api_id = op->binding.secret_arn ? op->binding.secret_arn : op->binding.secret_id;
+	return op;
+}
+
+/* Register the transaction callbacks, once per backend. */
+static void
+register_callbacks(void)
+{
+	if (callbacks_registered)
+		return;
+	RegisterXactCallback(xact_callback, NULL);
+	RegisterSubXactCallback(subxact_callback, NULL);
+	callbacks_registered = true;
+}
+
+/* Queue finishSecret's stage move for pre-commit. */
+static void
+queue_stage_move(const SmOp *op, const char *new_version, const char *old_version)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	SmPendingMove *m = palloc0(sizeof(SmPendingMove));
+
+	register_callbacks();
+	m->nest_level = GetCurrentTransactionNestLevel();
+	m->api_id = pstrdup(op->api_id);
+	m->secret_id = pstrdup(op->binding.secret_id);
+	m->secret_arn = op->binding.secret_arn ? pstrdup(op->binding.secret_arn) : NULL;
+	m->role_name = pstrdup(op->role_name);
+	m->strategy = pstrdup(op->binding.strategy);
+	m->new_version_id = pstrdup(new_version);
+	m->old_version_id = pstrdup(old_version);
+	m->executed_by = pstrdup(op->executed_by);
+	m->started_at = op->started_at;
+	pending_moves = lappend(pending_moves, m);
+	MemoryContextSwitchTo(old);
+}
+
+/* Was the same move (secret, version) already performed in this list? */
+static bool
+already_moved(List *moves, int upto, const SmPendingMove *m)
+{
+	for (int i = 0; i < upto; i++)
+	{
+		SmPendingMove *o = list_nth(moves, i);
+
+		if (strcmp(o->api_id, m->api_id) == 0 &&
+			strcmp(o->new_version_id, m->new_version_id) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * One queued move.  An error is recorded (it must outlive the aborting
+ * transaction) and re-raised, which aborts the commit.
+ */
+static void
+move_stage(SmPendingMove *m)
+{
+	MemoryContext ctx = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		sm_client_update_secret_version_stage(m->api_id, STAGE_CURRENT,
+											  m->new_version_id,
+											  m->old_version_id);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		SmHistoryRow row;
+
+		MemoryContextSwitchTo(ctx);
+		edata = CopyErrorData();
+		FlushErrorState();
+		pending_moves = NIL;
+
+		memset(&row, 0, sizeof(row));
+		row.secret_id = m->secret_id;
+		row.role_name = m->role_name;
+		row.new_version_id = m->new_version_id;
+		row.previous_version_id = m->old_version_id;
+		row.strategy = m->strategy;
+		row.step = "finishSecret";
+		row.via = "sql";
+		row.started_at = m->started_at;
+		row.executed_by = m->executed_by;
+		record_failure(&row, edata, "rotate", m->started_at);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Pre-commit: move AWSCURRENT for every queued rotation.  An error aborts
+ * the commit, so the roles keep their old passwords.
+ */
+static void
+perform_stage_moves(void)
+{
+	List	   *moves = pending_moves;
+	int			n = list_length(moves);
+
+	for (int i = 0; i < n; i++)
+	{
+		SmPendingMove *m = list_nth(moves, i);
+
+		if (already_moved(moves, i, m))
+			continue;
+		move_stage(m);
+
+		/* Cached AWSCURRENT / AWSPENDING values of this secret are stale. */
+		invalidate_cached(NULL, m->secret_id, m->secret_arn);
+		count_outcome("rotate", "succeeded", m->started_at);
+	}
+	pending_moves = NIL;
+}
+
+/* Transaction end: perform the moves at pre-commit, forget them after. */
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			if (pending_moves != NIL)
+				perform_stage_moves();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (pending_moves != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that rotated a secret"),
+						 errdetail("The Secrets Manager stage move cannot wait for COMMIT PREPARED."),
+						 errhint("Rotate in a transaction that commits directly.")));
+			break;
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			/* must not raise; the list's memory goes with the transaction */
+			pending_moves = NIL;
+			break;
+	}
+}
+
+/*
+ * Subtransaction end: a rolled-back savepoint drops its queued moves; a
+ * released one hands them to its parent.
+ */
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	int			level;
+	ListCell   *lc;
+
+	if (pending_moves == NIL)
+		return;
+	level = GetCurrentTransactionNestLevel();
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		foreach(lc, pending_moves)
+		{
+			SmPendingMove *m = lfirst(lc);
+
+			if (m->nest_level >= level)
+				pending_moves = foreach_delete_current(pending_moves, lc);
+		}
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		foreach(lc, pending_moves)
+		{
+			SmPendingMove *m = lfirst(lc);
+
+			if (m->nest_level >= level)
+				m->nest_level = level - 1;
+		}
+	}
+}
+
+/*
+ * secretsmgr_rotate: createSecret, setSecret, testSecret now; finishSecret
+ * queued for pre-commit.
+ */
+static void
+rotate_body(SmOp *op)
+{
+	SmSecretValue cur;
+	SmSecretValue pend;
+	SmCreds		curc;
+	SmCreds		pendc = {NULL, NULL};
+	const char *new_user;
+	char	   *new_password = NULL;
+	char	   *new_version = NULL;
+	bool		have_pending;
+
+	op->step = "createSecret";
+	lock_and_refresh(op);
+
+	/* AWSCURRENT decides which user gets the new password. */
+	sm_client_get_secret_value(op->api_id, STAGE_CURRENT, NULL, false, &cur);
+	require_same_secret(op, &cur);
+	require_creds(op, &cur, &curc);
+	require_bound_user(op, &cur, curc.username);
+	sm_secure_zero(curc.password, strlen(curc.password));
+
+	new_user = next_user(&op->binding, curc.username);
+	op->role_name = pstrdup(new_user);
+	op->previous_version_id = pstrdup(cur.version_id);
+	require_usable_role(new_user);
+
+	/* Reuse a pending version left by an earlier attempt, if it fits. */
+	have_pending = sm_client_get_secret_value(op->api_id, STAGE_PENDING, NULL, true, &pend);
+	if (have_pending &&
+		strcmp(pend.version_id, cur.version_id) != 0 &&
+		!sm_secret_value_has_stage(&pend, STAGE_CURRENT) &&
+		(!op->binding.secret_arn || !pend.arn || strcmp(pend.arn, op->binding.secret_arn) == 0) &&
+		parse_creds(&pend, &pendc) == SM_PARSE_OK &&
+		strcmp(pendc.username, new_user) == 0)
+	{
+		new_password = pendc.password;
+		new_version = pstrdup(pend.version_id);
+		ereport(DEBUG1,
+				(errmsg_internal("secretsmgr: reusing pending version \"%s\" of secret \"%s\"",
+								 new_version, op->binding.secret_id)));
+	}
+	else
+	{
+		char	   *value;
+		const char *stages[1] = {STAGE_PENDING};
+
+		if (pendc.password)
+			sm_secure_zero(pendc.password, strlen(pendc.password));
+		new_password = sm_rotation_generate_password(sm_guc_password_length,
+													 sm_guc_password_exclude_characters);
+		value = build_new_value(op, cur.secret_string, new_user, new_password);
+		new_version = sm_client_put_secret_value(op->api_id, sm_rotation_new_token(),
+												 value, stages, 1);
+		sm_secure_zero(value, strlen(value));
+	}
+	if (have_pending)
+		sm_secret_value_scrub(&pend);
+	op->new_version_id = pstrdup(new_version);
+
+	op->step = "setSecret";
+	set_role_password(new_user, new_password);
+
+	op->step = "testSecret";
+	require_verified(op, new_user, new_password);
+	sm_secure_zero(new_password, strlen(new_password));
+
+	op->step = "finishSecret";
+	queue_stage_move(op, new_version, cur.version_id);
+	sm_secret_value_scrub(&cur);
+	invalidate_cached(op->given_id, op->binding.secret_id, op->binding.secret_arn);
+
+	op->status = "succeeded";
+	{
+		SmHistoryRow row = op_row(op, "succeeded");
+
+		(void) sm_history_insert(&row);
+	}
+	op->result_text = new_version;
+}
+
+/* The whole rotation of secret_id; returns the new VersionId. */
+char *
+sm_rotation_rotate(const char *secret_id)
+{
+	SmOp	   *op;
+
+	op = op_begin("rotate", "secretsmgr_rotate", "sql", secret_id, "createSecret");
+	refuse_read_only(op);
+	run_recorded(op, rotate_body);
+	/* counted as succeeded once the stage has moved, at pre-commit */
+	return op->result_text;
+}
+
+/*
+ * The Lambda's setSecret: apply the AWSPENDING version named by the token.
+ * Idempotent: when the role already has that password, nothing changes.
+ * The stage move is the Lambda's finishSecret, not ours.
+ */
+static void
+set_secret_body(SmOp *op)
+{
+	SmSecretValue pend;
+	SmSecretValue cur;
+	SmCreds		pendc;
+	SmCreds		curc;
+	SmVerifyResult r;
+
+	lock_and_refresh(op);
+
+	if (!sm_client_get_secret_value(op->api_id, STAGE_PENDING, op->token, true, &pend))
+		explain_missing_token(op, true);
+	require_same_secret(op, &pend);
+	require_creds(op, &pend, &pendc);
+	require_bound_user(op, &pend, pendc.username);
+	op->role_name = pstrdup(pendc.username);
+	op->new_version_id = pstrdup(pend.version_id);
+
+	/* Compare with AWSCURRENT: the alternating user must be the other one. */
+	sm_client_get_secret_value(op->api_id, STAGE_CURRENT, NULL, false, &cur);
+	op->previous_version_id = pstrdup(cur.version_id);
+	if (strcmp(cur.version_id, pend.version_id) != 0 && op->binding.alternating)
+	{
+		require_creds(op, &cur, &curc);
+		sm_secure_zero(curc.password, strlen(curc.password));
+		if (strcmp(curc.username, pendc.username) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("pending version \"%s\" of secret \"%s\" names the same user as AWSCURRENT",
+							pend.version_id, op->binding.secret_id),
+					 errdetail("With the \"alternating\" strategy the pending version must name \"%s\", the user not in AWSCURRENT.",
+							   next_user(&op->binding, curc.username)),
+					 errhint("Let createSecret write the other user's name into the pending version.")));
+	}
+	sm_secret_value_scrub(&cur);
+
+	r = sm_verify_password(pendc.username, pendc.password);
+	if (r == SM_VERIFY_OK)
+	{
+		ereport(NOTICE,
+				(errmsg("role \"%s\" already has the password of version \"%s\"; nothing to do",
+						pendc.username, pend.version_id)));
+		op->status = "noop";
+	}
+	else
+	{
+		require_usable_role(pendc.username);
+		set_role_password(pendc.username, pendc.password);
+		require_verified(op, pendc.username, pendc.password);
+		op->status = "succeeded";
+		invalidate_cached(op->given_id, op->binding.secret_id, op->binding.secret_arn);
+	}
+	sm_secure_zero(pendc.password, strlen(pendc.password));
+	sm_secret_value_scrub(&pend);
+
+	{
+		SmHistoryRow row = op_row(op, op->status);
+
+		(void) sm_history_insert(&row);
+	}
+}
+
+/* The Lambda's setSecret step. */
+void
+sm_rotation_set_secret(const char *secret_id, const char *token)
+{
+	SmOp	   *op;
+
+	op = op_begin("set_secret", "secretsmgr_set_secret", "lambda", secret_id, "setSecret");
+	op->token = token;
+	refuse_read_only(op);
+	run_recorded(op, set_secret_body);
+	count_outcome(op->opname, op->status, op->started_at);
+}
+
+/* The Lambda's testSecret: does the version named by token log in? */
+static void
+test_secret_body(SmOp *op)
+{
+	SmSecretValue v;
+	SmCreds		c;
+	SmVerifyResult r;
+	SmHistoryRow row;
+
+	if (!sm_client_get_secret_value(op->api_id, NULL, op->token, true, &v))
+		explain_missing_token(op, false);
+	require_same_secret(op, &v);
+	require_creds(op, &v, &c);
+	require_bound_user(op, &v, c.username);
+	op->role_name = pstrdup(c.username);
+	op->new_version_id = pstrdup(v.version_id);
+
+	r = sm_verify_password(c.username, c.password);
+	sm_secure_zero(c.password, strlen(c.password));
+	sm_secret_value_scrub(&v);
+
+	op->result_bool = (r == SM_VERIFY_OK);
+	op->status = op->result_bool ? "succeeded" : "failed";
+	row = op_row(op, op->status);
+	if (!op->result_bool)
+	{
+		char	   *why = sm_verify_describe(r, c.username);
+
+		ereport(NOTICE,
+				(errmsg("version \"%s\" of secret \"%s\" does not log in: %s",
+						op->token, op->binding.secret_id, why)));
+		row.error = why;
+	}
+	(void) sm_history_insert(&row);
+}
+
+/* The Lambda's testSecret step. */
+bool
+sm_rotation_test_secret(const char *secret_id, const char *token)
+{
+	SmOp	   *op;
+
+	op = op_begin("test_secret", "secretsmgr_test_secret", "lambda", secret_id, "testSecret");
+	op->token = token;
+	run_recorded(op, test_secret_body);
+	count_outcome(op->opname, op->status, op->started_at);
+	return op->result_bool;
+}
+
+/*
+ * Does the version with version_stage log in as a bound role?  False, with
+ * a NOTICE giving the reason, when it does not.  Writes nothing, so it
+ * works on a standby.
+ */
+bool
+sm_rotation_verify(const char *secret_id, const char *version_stage)
+{
+	SmOp	   *op;
+	SmSecretValue v;
+	SmCreds		c;
+	SmVerifyResult r;
+
+	op = op_begin("verify", "secretsmgr_verify", "sql", secret_id, "testSecret");
+
+	if (!sm_client_get_secret_value(op->api_id, version_stage, NULL, true, &v))
+	{
+		ereport(NOTICE,
+				(errmsg("secret \"%s\" has no version labelled \"%s\"",
+						op->binding.secret_id, version_stage)));
+		return false;
+	}
+	require_same_secret(op, &v);
+	require_creds(op, &v, &c);
+	sm_secure_zero(c.password, strlen(c.password));
+	sm_secret_value_scrub(&v);
+	/* re-parse into a fresh buffer only when the user is bound */
+	if (!user_is_bound(&op->binding, c.username))
+	{
+		ereport(NOTICE,
+				(errmsg("version \"%s\" of secret \"%s\" names role \"%s\", which is not bound to the secret",
+						version_stage, op->binding.secret_id, c.username)));
+		return false;
+	}
+
+	sm_client_get_secret_value(op->api_id, version_stage, NULL, false, &v);
+	require_creds(op, &v, &c);
+	r = sm_verify_password(c.username, c.password);
+	sm_secure_zero(c.password, strlen(c.password));
+	sm_secret_value_scrub(&v);
+
+	if (r != SM_VERIFY_OK)
+	{
+		ereport(NOTICE,
+				(errmsg("version \"%s\" of secret \"%s\" does not log in: %s",
+						version_stage, op->binding.secret_id,
+						sm_verify_describe(r, c.username))));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Reconcile: when AWSCURRENT does not log in but AWSPENDING or AWSPREVIOUS
+ * does (a crash between the stage move and the commit, or a hand edit of
+ * the secret), set AWSCURRENT's role to AWSCURRENT's password.  When no
+ * version logs in, someone changed the password outside secretsmgr: refuse
+ * rather than overwrite it.
+ */
+static void
+reconcile_body(SmOp *op)
+{
+	static const char *const others[] = {STAGE_PENDING, STAGE_PREVIOUS};
+	SmSecretValue cur;
+	SmCreds		curc;
+	SmVerifyResult r;
+	const char *matched = NULL;
+
+	lock_and_refresh(op);
+
+	sm_client_get_secret_value(op->api_id, STAGE_CURRENT, NULL, false, &cur);
+	require_same_secret(op, &cur);
+	require_creds(op, &cur, &curc);
+	require_bound_user(op, &cur, curc.username);
+	op->role_name = pstrdup(curc.username);
+	op->new_version_id = pstrdup(cur.version_id);
+
+	r = sm_verify_password(curc.username, curc.password);
+	if (r == SM_VERIFY_OK)
+	{
+		ereport(NOTICE,
+				(errmsg("role \"%s\" already has the password of AWSCURRENT of secret \"%s\"; nothing to do",
+						curc.username, op->binding.secret_id)));
+		op->status = "noop";
+	}
+	else
+	{
+		if (r == SM_VERIFY_NO_ROLE || SM_VERIFY_PASSWORD_MATCHED(r))
+			require_usable_role(curc.username);
+
+		/* Which other version does the role set match? */
+		for (int i = 0; i < lengthof(others) && matched == NULL; i++)
+		{
+			SmSecretValue v;
+			SmCreds		c;
+
+			if (!sm_client_get_secret_value(op->api_id, others[i], NULL, true, &v))
+				continue;
+			if (strcmp(v.version_id, cur.version_id) != 0 &&
+				(!op->binding.secret_arn || !v.arn || strcmp(v.arn, op->binding.secret_arn) == 0) &&
+				parse_creds(&v, &c) == SM_PARSE_OK)
+			{
+				if (user_is_bound(&op->binding, c.username) &&
+					SM_VERIFY_PASSWORD_MATCHED(sm_verify_password(c.username, c.password)))
+				{
+					matched = others[i];
+					op->previous_version_id = pstrdup(v.version_id);
+				}
+				sm_secure_zero(c.password, strlen(c.password));
+			}
+			sm_secret_value_scrub(&v);
+		}
+
+		if (matched == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("no version of secret \"%s\" matches the password of its roles",
+							op->binding.secret_id),
+					 errdetail("AWSCURRENT does not log in (%s), and neither AWSPENDING nor AWSPREVIOUS does: the password was changed outside secretsmgr, so reconcile will not overwrite it.",
+							   sm_verify_describe(r, curc.username)),
+					 errhint("Store the role's password in the secret as AWSCURRENT, or run secretsmgr_rotate() to give the role a new password.")));
+
+		require_usable_role(curc.username);
+		set_role_password(curc.username, curc.password);
+		require_verified(op, curc.username, curc.password);
+		ereport(NOTICE,
+				(errmsg("set the password of role \"%s\" to AWSCURRENT of secret \"%s\"",
+						curc.username, op->binding.secret_id),
+				 errdetail("The roles matched %s, version \"%s\".", matched,
+						   op->previous_version_id)));
+		op->status = "succeeded";
+		invalidate_cached(op->given_id, op->binding.secret_id, op->binding.secret_arn);
+	}
+	sm_secure_zero(curc.password, strlen(curc.password));
+	sm_secret_value_scrub(&cur);
+
+	{
+		SmHistoryRow row = op_row(op, op->status);
+
+		(void) sm_history_insert(&row);
+	}
+	op->result_text = op->new_version_id;
+}
+
+/* Reconcile the role with AWSCURRENT; returns AWSCURRENT's VersionId. */
+char *
+sm_rotation_reconcile(const char *secret_id)
+{
+	SmOp	   *op;
+
+	op = op_begin("reconcile", "secretsmgr_reconcile", "sql", secret_id, "reconcile");
+	refuse_read_only(op);
+	run_recorded(op, reconcile_body);
+	count_outcome(op->opname, op->status, op->started_at);
+	return op->result_text;
+}
+
+/*
+ * Random bytes from the CSPRNG, or an error: a password must never come
+ * from a weaker source.
+ */
+static void
+strong_random(void *buf, size_t len)
+{
+	if (!pg_strong_random(buf, len))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random bytes")));
+}
+
+/*
+ * A password of length characters drawn uniformly from the allowed
+ * alphabet (rejection sampling: no modulo bias), regenerated until it holds
+ * at least one character of every class that has any allowed character
+ * (which keeps the result uniform over the acceptable passwords).
+ */
+char *
+sm_rotation_generate_password(int length, const char *exclude)
+{
+	static const char *const classes[] = {
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+		"abcdefghijklmnopqrstuvwxyz",
+		"0123456789",
+		"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+	};
+	char		alphabet[128];
+	int			class_of[128];
+	int			nalpha = 0;
+	int			nclasses = 0;
+	bool		class_used[lengthof(classes)];
+	char	   *pw;
+	unsigned char rnd[256];
+
+	if (exclude == NULL)
+		exclude = "";
+	for (int c = 0; c < lengthof(classes); c++)
+	{
+		class_used[c] = false;
+		for (const char *p = classes[c]; *p; p++)
+		{
+			if (strchr(exclude, *p) != NULL)
+				continue;
+			if (!class_used[c])
+				nclasses++;
+			class_used[c] = true;
+			alphabet[nalpha] = *p;
+			class_of[nalpha] = c;
+			nalpha++;
+		}
+	}
+
+	if (nalpha == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"secretsmgr.password_exclude_characters\" excludes every character"),
+				 errhint("Exclude fewer characters.")));
+	if (length < nclasses)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"secretsmgr.password_length\" must be at least %d", nclasses),
+				 errdetail("A password holds at least one character of each allowed class.")));
+
+	pw = sm_secret_alloc(length + 1);
+	for (;;)
+	{
+		bool		seen[lengthof(classes)] = {false};
+		int			limit = 256 - (256 % nalpha);
+		int			filled = 0;
+		bool		complete = true;
+
+		while (filled < length)
+		{
+			strong_random(rnd, sizeof(rnd));
+			for (int i = 0; i < (int) sizeof(rnd) && filled < length; i++)
+			{
+				if (rnd[i] >= limit)
+					continue;
+				pw[filled] = alphabet[rnd[i] % nalpha];
+				seen[class_of[rnd[i] % nalpha]] = true;
+				filled++;
+			}
+		}
+		pw[length] = '\0';
+
+		for (int c = 0; c < lengthof(classes); c++)
+			if (class_used[c] && !seen[c])
+				complete = false;
+		if (complete)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	sm_secure_zero(rnd, sizeof(rnd));
+	return pw;
+}
+
+/* A random (version 4) UUID from the CSPRNG. */
+char *
+sm_rotation_new_token(void)
+{
+	uint8		b[16];
+
+	strong_random(b, sizeof(b));
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	return psprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+					b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+					b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}

@@ -1,0 +1,42 @@
+/*
+ * rotation.h
+ *		The rotation engine: secretsmgr_rotate, the Lambda steps, verify and
+ *		reconcile, all in the caller's transaction.
+ */
+#ifndef SECRETSMGR_ROTATION_H
+#define SECRETSMGR_ROTATION_H
+
+#include "postgres.h"
+
+/*
+ * Rotate the secret's role end to end (createSecret, setSecret, testSecret;
+ * finishSecret at pre-commit).  Returns the new VersionId.
+ */
+extern char *sm_rotation_rotate(const char *secret_id);
+
+/* The Lambda's setSecret: apply the AWSPENDING version named by token. */
+extern void sm_rotation_set_secret(const char *secret_id, const char *token);
+
+/* The Lambda's testSecret: does the version named by token log in? */
+extern bool sm_rotation_test_secret(const char *secret_id, const char *token);
+
+/* Does the version with version_stage log in as the bound role? */
+extern bool sm_rotation_verify(const char *secret_id, const char *version_stage);
+
+/*
+ * Bring the role and AWSCURRENT back together when AWSCURRENT does not log
+ * in but AWSPENDING or AWSPREVIOUS does.  Returns AWSCURRENT's VersionId.
+ */
+extern char *sm_rotation_reconcile(const char *secret_id);
+
+/*
+ * A new password from the CSPRNG: length characters from upper and lower
+ * case letters, digits and punctuation, minus exclude, with at least one of
+ * each class left.  Returned in a secret buffer.
+ */
+extern char *sm_rotation_generate_password(int length, const char *exclude);
+
+/* A fresh random (version 4) UUID, as AWS uses for ClientRequestToken. */
+extern char *sm_rotation_new_token(void);
+
+#endif							/* SECRETSMGR_ROTATION_H */
