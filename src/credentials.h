@@ -28,7 +28,7 @@ typedef struct SmCredentials
  */
 extern void sm_credentials_get(SmCredentials *out);
 
-/* Zero and pfree the strings of a copy. */
+/* Zero the strings of a copy now and forget them (scrubbed buffers). */
 extern void sm_credentials_free(SmCredentials *creds);
 
 /* Forget cached temporary credentials (e.g. after ExpiredTokenException). */

@@ -53,7 +53,7 @@ typedef struct SmHttpResponse
  */
 extern SmHttpStatus sm_http_perform(const SmHttpRequest *req, SmHttpResponse *resp);
 
-/* Zero and free resp->body. */
+/* Zero resp->body now and forget it (its buffer goes with its context). */
 extern void sm_http_response_free(SmHttpResponse *resp);
 
 /*
