@@ -640,6 +640,9 @@ sm_client_raise(const char *operation, const SmAwsError *err, const char *secret
 	if (err->transport != SM_HTTP_OK)
 		detail = psprintf("%s failed after %d attempt(s): %s.", operation,
 						  err->attempts, type);
+	else if (strncmp(type, "HTTP", 4) == 0)
+		detail = psprintf("The endpoint answered %s with HTTP %ld and no AWS error body (request id %s) after %d attempt(s).",
+						  operation, err->http_status, rid, err->attempts);
 	else if (err->http_status != 200)
 		detail = psprintf("Secrets Manager returned %s (HTTP %ld, request id %s) to %s after %d attempt(s).",
 						  type, err->http_status, rid, operation, err->attempts);
@@ -658,7 +661,7 @@ sm_client_raise(const char *operation, const SmAwsError *err, const char *secret
 	{
 		sqlstate = ERRCODE_INSUFFICIENT_PRIVILEGE;
 		msg = psprintf("AWS denied %s on secret \"%s\"", operation, sid);
-		hint = psprintf("The IAM policy of the database's credentials must allow secretsmanager:%s on the secret's ARN, and the KMS key policy must allow kms:Decrypt through Secrets Manager; secretsmgr_iam_policy() shows the statements needed.",
+		hint = psprintf("The IAM policy of the database's credentials must allow secretsmanager:%s on the secret's ARN, and the KMS key policy must allow kms:Decrypt through Secrets Manager.",
 						operation);
 	}
 	else if (is_auth_error(type))
@@ -670,7 +673,7 @@ sm_client_raise(const char *operation, const SmAwsError *err, const char *secret
 		else if (strncmp(type, "Expired", 7) == 0)
 			hint = "The temporary credentials have expired; renew the session token, or use a source that refreshes them (container or instance role).";
 		else
-			hint = "Check the access key id of the credentials source in use; secretsmgr_health() shows which source that is.";
+			hint = "Check the access key id of the credentials source in use: the settings, the server's environment, the shared credentials file, or the container or instance role.";
 	}
 	else if (strcmp(type, "ThrottlingException") == 0 || strcmp(type, "Throttling") == 0 ||
 			 strcmp(type, "TooManyRequestsException") == 0 || strcmp(type, "RequestLimitExceeded") == 0)
