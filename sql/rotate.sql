@@ -13,7 +13,9 @@ SET secretsmgr.cache_ttl = 0;
 -- sm_login: does the version's username/password log in, for real, over TCP
 -- with SCRAM?  sm_labels: the secret's staging labels, version ids left out.
 -- sm_stage_id: the version holding a label.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS dblink;
+RESET client_min_messages;
 CREATE OR REPLACE FUNCTION sm_login(secret text, stage text DEFAULT 'AWSCURRENT')
 RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE

@@ -998,6 +998,7 @@ sm_rotation_set_secret(const char *secret_id, const char *token)
 
 	op = op_begin("set_secret", "secretsmgr_set_secret", "lambda", secret_id, "setSecret");
 	op->token = token;
+	op->new_version_id = pstrdup(token);
 	refuse_read_only(op);
 	run_recorded(op, set_secret_body);
 	count_outcome(op->opname, op->status, op->started_at);
@@ -1047,6 +1048,7 @@ sm_rotation_test_secret(const char *secret_id, const char *token)
 
 	op = op_begin("test_secret", "secretsmgr_test_secret", "lambda", secret_id, "testSecret");
 	op->token = token;
+	op->new_version_id = pstrdup(token);
 	run_recorded(op, test_secret_body);
 	count_outcome(op->opname, op->status, op->started_at);
 	return op->result_bool;
