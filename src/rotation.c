@@ -1182,7 +1182,7 @@ reconcile_body(SmOp *op)
 		ereport(NOTICE,
 				(errmsg("set the password of role \"%s\" to AWSCURRENT of secret \"%s\"",
 						curc.username, op->binding.secret_id),
-				 errdetail("The roles matched %s, version \"%s\".", matched,
+				 errdetail("The password in pg_authid matched %s, version \"%s\".", matched,
 						   op->previous_version_id)));
 		op->status = "succeeded";
 		invalidate_cached(op->given_id, op->binding.secret_id, op->binding.secret_arn);
