@@ -278,14 +278,14 @@ require_creds(const SmOp *op, const SmSecretValue *v, SmCreds *out)
 			ereport(ERROR,
 					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 					 errmsg("version \"%s\" of secret \"%s\" holds a binary value", version, secret),
-					 errdetail("Rotation needs a SecretString holding a JSON object with \"username\" and \"password\"."),
+					 errdetail("The value must be a SecretString holding a JSON object with \"username\" and \"password\"."),
 					 errhint("Store the credentials as a JSON SecretString.")));
 			break;
 		case SM_PARSE_NOT_JSON:
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 					 errmsg("version \"%s\" of secret \"%s\" is not a JSON object", version, secret),
-					 errdetail("Rotation needs a SecretString holding a JSON object with \"username\" and \"password\"."),
+					 errdetail("The value must be a SecretString holding a JSON object with \"username\" and \"password\"."),
 					 errhint("Store the credentials as a JSON object, as RDS does.")));
 			break;
 		case SM_PARSE_NO_USERNAME:
@@ -1078,22 +1078,18 @@ sm_rotation_verify(const char *secret_id, const char *version_stage)
 	}
 	require_same_secret(op, &v);
 	require_creds(op, &v, &c);
-	sm_secure_zero(c.password, strlen(c.password));
 	sm_secret_value_scrub(&v);
-	/* re-parse into a fresh buffer only when the user is bound */
 	if (!user_is_bound(&op->binding, c.username))
 	{
+		sm_secure_zero(c.password, strlen(c.password));
 		ereport(NOTICE,
 				(errmsg("version \"%s\" of secret \"%s\" names role \"%s\", which is not bound to the secret",
 						version_stage, op->binding.secret_id, c.username)));
 		return false;
 	}
 
-	sm_client_get_secret_value(op->api_id, version_stage, NULL, false, &v);
-	require_creds(op, &v, &c);
 	r = sm_verify_password(c.username, c.password);
 	sm_secure_zero(c.password, strlen(c.password));
-	sm_secret_value_scrub(&v);
 
 	if (r != SM_VERIFY_OK)
 	{
