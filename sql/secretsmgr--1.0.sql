@@ -72,6 +72,13 @@ RETURNS bytea
 AS 'MODULE_PATHNAME', 'secretsmgr_get_secret_binary'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
+CREATE FUNCTION @extschema@.secretsmgr_get_secrets(secret_ids text[],
+	version_stage text DEFAULT 'AWSCURRENT', strict boolean DEFAULT false,
+	OUT secret_id text, OUT value jsonb, OUT version_id text, OUT error text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'secretsmgr_get_secrets'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 20;
+
 CREATE FUNCTION @extschema@.secretsmgr_describe_secret(secret_id text)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'secretsmgr_describe_secret'
@@ -137,6 +144,7 @@ LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_get_secret(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_get_secret_string(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_get_secret_binary(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.secretsmgr_get_secrets(text[], text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_describe_secret(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_cache_invalidate(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_stats() FROM PUBLIC;

@@ -35,6 +35,7 @@ typedef struct SmCacheEntry
 	MemoryContext cxt;			/* holds key, ids and the scrubbed value */
 	SmSecretValue value;
 	double		fetched_at;		/* seconds, CLOCK_MONOTONIC */
+	bool		served_stale;	/* served past its TTL at least once */
 	Oid			roles[SM_CACHE_MAX_ROLES];
 	uint32		role_hash[SM_CACHE_MAX_ROLES];	/* AUTHOID hash of each role */
 	int			nroles;
@@ -137,12 +138,40 @@ sm_cache_lookup(const char *secret_id, const char *version_stage, const char *ve
 	}
 	if (now_s() - e->fetched_at >= sm_guc_cache_ttl_s)
 	{
-		entry_remove(e, "expired");
+		/* keep it while it may still be served stale */
+		if (now_s() - e->fetched_at < (double) sm_guc_cache_ttl_s + sm_guc_cache_max_stale_s)
+			sm_stats_count(SM_STAT_CACHE, "expired", 0);
+		else
+			entry_remove(e, "expired");
 		sm_stats_count(SM_STAT_CACHE, "miss", 0);
 		return NULL;
 	}
 	dlist_move_head(&cache_lru, &e->lru);
 	sm_stats_count(SM_STAT_CACHE, "hit", 0);
+	return &e->value;
+}
+
+/* An expired value still within cache_max_stale of its expiry, or NULL. */
+const SmSecretValue *
+sm_cache_lookup_stale(const char *secret_id, const char *version_stage,
+					  const char *version_id, bool *first_time)
+{
+	char	   *key;
+	SmCacheEntry *e;
+
+	*first_time = false;
+	if (sm_guc_cache_max_stale_s <= 0 || cache_hash == NULL)
+		return NULL;
+	key = make_key(secret_id, version_stage, version_id);
+	e = hash_search(cache_hash, &key, HASH_FIND, NULL);
+	pfree(key);
+	if (e == NULL ||
+		now_s() - e->fetched_at >= (double) sm_guc_cache_ttl_s + sm_guc_cache_max_stale_s)
+		return NULL;
+	*first_time = !e->served_stale;
+	e->served_stale = true;
+	dlist_move_head(&cache_lru, &e->lru);
+	sm_stats_count(SM_STAT_CACHE, "stale", 0);
 	return &e->value;
 }
 
@@ -185,6 +214,7 @@ sm_cache_store(const char *secret_id, const char *version_stage,
 	pfree(key);
 
 	e->fetched_at = now_s();
+	e->served_stale = false;
 	e->nroles = Min(nroles, SM_CACHE_MAX_ROLES);
 	for (int i = 0; i < e->nroles; i++)
 	{

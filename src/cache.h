@@ -20,6 +20,17 @@ extern const SmSecretValue *sm_cache_lookup(const char *secret_id,
 											const char *version_id);
 
 /*
+ * An expired value of the key that is still within secretsmgr.cache_max_stale
+ * of its expiry, for riding out a transient failure to refresh it; NULL if
+ * none.  *first_time is set when this entry had not been served stale before
+ * (the caller warns once per entry).  Counts "stale".
+ */
+extern const SmSecretValue *sm_cache_lookup_stale(const char *secret_id,
+												  const char *version_stage,
+												  const char *version_id,
+												  bool *first_time);
+
+/*
  * Store a copy of v under the key; role_oids are the roles bound to this
  * secret (their password change drops the entry in every backend).
  * Evicts the least recently used entry beyond secretsmgr.cache_max_entries.

@@ -41,12 +41,14 @@ char	   *sm_guc_session_token = NULL;
 char	   *sm_guc_profile = NULL;
 char	   *sm_guc_ca_file = NULL;
 char	   *sm_guc_password_exclude_characters = NULL;
+char	   *sm_guc_preload = NULL;
 int			sm_guc_connect_timeout_ms = 2000;
 int			sm_guc_request_timeout_ms = 10000;
 int			sm_guc_max_attempts = 3;
 int			sm_guc_retry_base_delay_ms = 1000;
 int			sm_guc_cache_ttl_s = 300;
 int			sm_guc_cache_max_entries = 100;
+int			sm_guc_cache_max_stale_s = 0;
 int			sm_guc_password_length = 32;
 bool		sm_guc_allow_privileged_roles = false;
 
@@ -384,6 +386,16 @@ _PG_init(void)
 							NULL,
 							&sm_guc_cache_max_entries, 100, 0, 100000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("secretsmgr.cache_max_stale",
+							"How long past its TTL a cached value may be served while Secrets Manager is failing.",
+							"0 (the default) never serves an expired value.  Only transient failures (throttling, HTTP 5xx, timeouts, connection errors) qualify.",
+							&sm_guc_cache_max_stale_s, 0, 0, 86400,
+							PGC_USERSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomStringVariable("secretsmgr.preload",
+							   "Secrets fetched, in one batch, the first time a session reads a secret.",
+							   "A comma-separated list of secret names or ARNs.",
+							   &sm_guc_preload, "", PGC_USERSET, GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
 	DefineCustomIntVariable("secretsmgr.password_length",
 							"Length of the passwords a rotation generates.",
 							NULL,

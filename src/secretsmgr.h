@@ -22,12 +22,14 @@ extern char *sm_guc_session_token;
 extern char *sm_guc_profile;
 extern char *sm_guc_ca_file;
 extern char *sm_guc_password_exclude_characters;
+extern char *sm_guc_preload;
 extern int	sm_guc_connect_timeout_ms;
 extern int	sm_guc_request_timeout_ms;
 extern int	sm_guc_max_attempts;
 extern int	sm_guc_retry_base_delay_ms;
 extern int	sm_guc_cache_ttl_s;
 extern int	sm_guc_cache_max_entries;
+extern int	sm_guc_cache_max_stale_s;
 extern int	sm_guc_password_length;
 extern bool sm_guc_allow_privileged_roles;
 

@@ -303,8 +303,8 @@ error_type_of(json_t *root)
 }
 
 /* Is this failure worth another attempt (the SDKs' standard mode list)? */
-static bool
-retryable(const SmAwsError *err)
+bool
+sm_client_error_is_transient(const SmAwsError *err)
 {
 	static const char *const types[] = {
 		"ThrottlingException", "Throttling", "TooManyRequestsException",
@@ -568,7 +568,7 @@ sm_client_try_call(const char *operation, json_t *request, SmAwsError *err)
 							  strcmp(err->type, "UnrecognizedClientException") == 0))
 				signing_key_forget();
 
-			if (attempt >= sm_guc_max_attempts || !retryable(err))
+			if (attempt >= sm_guc_max_attempts || !sm_client_error_is_transient(err))
 				break;
 
 			elog(DEBUG1, "secretsmgr: %s attempt %d failed with %s, retrying",
@@ -831,42 +831,157 @@ secret_value_from_json(json_t *root, SmSecretValue *out)
 		out->created_date = json_number_value(created);
 }
 
+/* The GetSecretValue request for (secret_id, stage, version_id). */
+static json_t *
+get_secret_value_request(const char *secret_id, const char *version_stage,
+						 const char *version_id)
+{
+	json_t	   *req = json_object();
+
+	json_object_set_new(req, "SecretId", json_string(secret_id));
+	if (version_id)
+		json_object_set_new(req, "VersionId", json_string(version_id));
+	/* Send the stage explicitly, even AWSCURRENT (see docs/decisions.md). */
+	if (version_stage)
+		json_object_set_new(req, "VersionStage", json_string(version_stage));
+	else if (version_id == NULL)
+		json_object_set_new(req, "VersionStage", json_string("AWSCURRENT"));
+	return req;
+}
+
+/* Fill out from a parsed response, releasing it whatever happens. */
+static void
+secret_value_from_response(json_t *root, SmSecretValue *out)
+{
+	PG_TRY();
+	{
+		secret_value_from_json(root, out);
+	}
+	PG_CATCH();
+	{
+		json_decref(root);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	json_decref(root);
+}
+
+/* GetSecretValue; false with *err when the call failed. */
+bool
+sm_client_try_get_secret_value(const char *secret_id, const char *version_stage,
+							   const char *version_id, SmSecretValue *out,
+							   SmAwsError *err)
+{
+	json_t	   *req = get_secret_value_request(secret_id, version_stage, version_id);
+	json_t	   *root;
+
+	root = sm_client_try_call("GetSecretValue", req, err);
+	json_decref(req);
+	if (root == NULL)
+		return false;
+	secret_value_from_response(root, out);
+	return true;
+}
+
 /* GetSecretValue; false when missing_ok and the version does not exist. */
 bool
 sm_client_get_secret_value(const char *secret_id, const char *version_stage,
 						   const char *version_id, bool missing_ok,
 						   SmSecretValue *out)
 {
-	json_t	   *req = json_object();
-	json_t	   *root;
 	SmAwsError	err;
 
-	json_object_set_new(req, "SecretId", json_string(secret_id));
-	if (version_id)
-		json_object_set_new(req, "VersionId", json_string(version_id));
-	/* Send the stage explicitly, even AWSCURRENT (see docs/design.md). */
-	if (version_stage)
-		json_object_set_new(req, "VersionStage", json_string(version_stage));
-	else if (version_id == NULL)
-		json_object_set_new(req, "VersionStage", json_string("AWSCURRENT"));
+	if (sm_client_try_get_secret_value(secret_id, version_stage, version_id, out, &err))
+		return true;
+	if (missing_ok && sm_client_error_is_not_found(&err))
+		return false;
+	sm_client_raise("GetSecretValue", &err, secret_id);
+}
 
-	root = sm_client_try_call("GetSecretValue", req, &err);
+/* Does a returned secret (ARN and name) answer the requested id? */
+static bool
+batch_matches(json_t *v, const char *requested)
+{
+	const char *arn = json_string_value(json_object_get(v, "ARN"));
+	const char *name = json_string_value(json_object_get(v, "Name"));
+
+	return (arn && strcmp(arn, requested) == 0) ||
+		(name && strcmp(name, requested) == 0);
+}
+
+/* Match a BatchGetSecretValue response to the requested items. */
+static void
+batch_fill(json_t *root, SmBatchItem *items, int n)
+{
+	json_t	   *values = json_object_get(root, "SecretValues");
+	json_t	   *errors = json_object_get(root, "Errors");
+	json_t	   *v;
+	size_t		i;
+
+	json_array_foreach(values, i, v)
+	{
+		for (int k = 0; k < n; k++)
+		{
+			if (!items[k].found && items[k].error_code == NULL &&
+				batch_matches(v, items[k].secret_id))
+			{
+				secret_value_from_json(v, &items[k].value);
+				items[k].found = true;
+				break;
+			}
+		}
+	}
+	json_array_foreach(errors, i, v)
+	{
+		const char *sid = json_string_value(json_object_get(v, "SecretId"));
+		const char *code = json_string_value(json_object_get(v, "ErrorCode"));
+
+		for (int k = 0; sid && k < n; k++)
+		{
+			if (!items[k].found && items[k].error_code == NULL &&
+				strcmp(items[k].secret_id, sid) == 0)
+			{
+				items[k].error_code = sanitize(code ? code : "UnknownError", 96);
+				break;
+			}
+		}
+	}
+}
+
+/* BatchGetSecretValue of up to SM_BATCH_MAX ids. */
+bool
+sm_client_batch_get_secret_value(SmBatchItem *items, int n, SmAwsError *err)
+{
+	json_t	   *req = json_object();
+	json_t	   *ids = json_array();
+	json_t	   *root;
+
+	Assert(n > 0 && n <= SM_BATCH_MAX);
+	for (int k = 0; k < n; k++)
+	{
+		json_array_append_new(ids, json_string(items[k].secret_id));
+		items[k].found = false;
+		items[k].error_code = NULL;
+	}
+	json_object_set_new(req, "SecretIdList", ids);
+	root = sm_client_try_call("BatchGetSecretValue", req, err);
 	json_decref(req);
 	if (root == NULL)
-	{
-		if (missing_ok && sm_client_error_is_not_found(&err))
-			return false;
-		sm_client_raise("GetSecretValue", &err, secret_id);
-	}
+		return false;
+
 	PG_TRY();
 	{
-		secret_value_from_json(root, out);
+		batch_fill(root, items, n);
 	}
 	PG_FINALLY();
 	{
 		json_decref(root);
 	}
 	PG_END_TRY();
+
+	for (int k = 0; k < n; k++)
+		if (!items[k].found && items[k].error_code == NULL)
+			items[k].error_code = pstrdup("NotReturned");
 	return true;
 }
 

@@ -61,6 +61,12 @@ extern json_t *sm_client_call(const char *operation, json_t *request, const char
 extern void sm_client_raise(const char *operation, const SmAwsError *err,
 							const char *secret_id) pg_attribute_noreturn();
 
+/*
+ * Is err transient (throttling, HTTP 5xx, connection error, timeout), the
+ * kind worth retrying or riding out with a stale cached value?
+ */
+extern bool sm_client_error_is_transient(const SmAwsError *err);
+
 /* Is this AWS error type ResourceNotFoundException? */
 extern bool sm_client_error_is_not_found(const SmAwsError *err);
 
@@ -72,6 +78,30 @@ extern bool sm_client_error_is_not_found(const SmAwsError *err);
 extern bool sm_client_get_secret_value(const char *secret_id, const char *version_stage,
 									   const char *version_id, bool missing_ok,
 									   SmSecretValue *out);
+
+/* As sm_client_get_secret_value, but a failed call returns false with *err. */
+extern bool sm_client_try_get_secret_value(const char *secret_id, const char *version_stage,
+										   const char *version_id, SmSecretValue *out,
+										   SmAwsError *err);
+
+/* One requested id of a BatchGetSecretValue call and what came back for it. */
+typedef struct SmBatchItem
+{
+	const char *secret_id;		/* as requested */
+	bool		found;
+	SmSecretValue value;		/* when found */
+	char	   *error_code;		/* AWS ErrorCode when not found, else NULL */
+} SmBatchItem;
+
+/* Most ids one BatchGetSecretValue call takes. */
+#define SM_BATCH_MAX 20
+
+/*
+ * BatchGetSecretValue of items[0..n-1].secret_id (n <= SM_BATCH_MAX): the
+ * AWSCURRENT versions.  Per-secret failures land in the items; a failure of
+ * the whole call returns false with *err.
+ */
+extern bool sm_client_batch_get_secret_value(SmBatchItem *items, int n, SmAwsError *err);
 
 /* Deep copy / scrub of an SmSecretValue (copy lands in CurrentMemoryContext). */
 extern void sm_secret_value_copy(SmSecretValue *dst, const SmSecretValue *src);

@@ -3,7 +3,9 @@
  *		SQL entry points of the read path: fetch, describe, cache control.
  *
  * Who may call them is decided by EXECUTE grants alone (revoked from PUBLIC
- * by the install script).  Arguments are checked here before anything goes
+ * by the install script).  The first read of a session fetches the secrets
+ * listed in secretsmgr.preload in one batch; a value whose refresh fails
+ * transiently may be served stale for secretsmgr.cache_max_stale.  Arguments are checked here before anything goes
  * on the wire.  A value is turned into jsonb only after PostgreSQL's own JSON
  * lexer has accepted it without raising: jsonb_in's error context would
  * otherwise quote the secret.
@@ -12,12 +14,20 @@
 
 #include "smjson.h"
 
+#include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "common/jsonapi.h"
 #include "common/string.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/tuplestore.h"
+#include "utils/varlena.h"
 
 #include "cache.h"
 #include "registry.h"
@@ -52,6 +62,169 @@ fetch_args(FunctionCallInfo fcinfo, FetchArgs *a)
 	return true;
 }
 
+static bool preload_done = false;
+
+/* Bound roles of a secret (by the id given, else its ARN), for the cache. */
+static int
+bound_roles(const char *secret_id, const char *arn, Oid *roles, int max)
+{
+	int			n = sm_registry_bound_roles(secret_id, roles, max);
+
+	if (n == 0 && arn)
+		n = sm_registry_bound_roles(arn, roles, max);
+	return n;
+}
+
+/* Cache a freshly fetched AWSCURRENT-style value under its key. */
+static void
+cache_value(const char *secret_id, const char *stage, const char *version_id,
+			const SmSecretValue *v)
+{
+	Oid			roles[4];
+	int			n = bound_roles(secret_id, v->arn, roles, lengthof(roles));
+
+	sm_cache_store(secret_id, stage, version_id, v, roles, n);
+}
+
+/*
+ * The expired cached value of a key, when err is transient and the value is
+ * within secretsmgr.cache_max_stale; warns the first time per entry.
+ */
+static const SmSecretValue *
+stale_value(const char *secret_id, const char *stage, const char *version_id,
+			const SmAwsError *err)
+{
+	const SmSecretValue *v;
+	bool		first;
+
+	if (!sm_client_error_is_transient(err))
+		return NULL;
+	v = sm_cache_lookup_stale(secret_id, stage, version_id, &first);
+	if (v != NULL && first)
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("serving an expired cached value of secret \"%s\"", secret_id),
+				 errdetail("Refreshing it failed with %s; the value is served for at most \"secretsmgr.cache_max_stale\" past its expiry.",
+						   err->type ? err->type : "an error"),
+				 errhint("Check that Secrets Manager is reachable; secretsmgr_stats() counts stale serves.")));
+	return v;
+}
+
+/* Fetch the AWSCURRENT values of items not cached, in batches of 20. */
+static void
+fetch_batches(SmBatchItem *items, int n, SmAwsError *errs)
+{
+	for (int start = 0; start < n; start += SM_BATCH_MAX)
+	{
+		int			len = Min(SM_BATCH_MAX, n - start);
+
+		if (sm_client_batch_get_secret_value(items + start, len, &errs[start]))
+		{
+			for (int k = start; k < start + len; k++)
+			{
+				errs[k].type = NULL;
+				errs[k].request_id = errs[start].request_id;
+				if (items[k].found)
+					cache_value(items[k].secret_id, "AWSCURRENT", NULL, &items[k].value);
+			}
+		}
+		else
+		{
+			for (int k = start + 1; k < start + len; k++)
+				errs[k] = errs[start];
+		}
+	}
+}
+
+/* Fetch secretsmgr.preload's secrets; every failure is a WARNING. */
+static void
+preload_secrets(void)
+{
+	char	   *raw = pstrdup(sm_guc_preload);
+	List	   *ids = NIL;
+	ListCell   *lc;
+	SmBatchItem *items;
+	SmAwsError *errs;
+	int			n = 0;
+
+	if (!SplitGUCList(raw, ',', &ids))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not parse \"secretsmgr.preload\""),
+				 errhint("List secret names or ARNs separated by commas.")));
+		return;
+	}
+	items = palloc0(sizeof(SmBatchItem) * Max(list_length(ids), 1));
+	errs = palloc0(sizeof(SmAwsError) * Max(list_length(ids), 1));
+	foreach(lc, ids)
+	{
+		const char *id = lfirst(lc);
+
+		if (sm_cache_lookup(id, "AWSCURRENT", NULL) == NULL)
+			items[n++].secret_id = id;
+	}
+	if (n == 0)
+		return;
+	fetch_batches(items, n, errs);
+	for (int k = 0; k < n; k++)
+	{
+		if (items[k].found)
+			sm_secret_value_scrub(&items[k].value);
+		else
+			ereport(WARNING,
+					(errcode(ERRCODE_WARNING),
+					 errmsg("could not preload secret \"%s\"", items[k].secret_id),
+					 errdetail("Secrets Manager answered %s.",
+							   errs[k].type ? errs[k].type : items[k].error_code),
+					 errhint("Check \"secretsmgr.preload\"; the secret is read on demand instead.")));
+	}
+}
+
+/*
+ * Once per session, before the first read: preload, in a subtransaction so
+ * that no failure (not even missing credentials) breaks the caller.
+ */
+static void
+preload_once(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	if (preload_done)
+		return;
+	preload_done = true;
+	if (sm_guc_preload == NULL || sm_guc_preload[0] == '\0')
+		return;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		preload_secrets();
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("could not preload secrets: %s", edata->message),
+				 edata->hint ? errhint("%s", edata->hint) : 0));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
 /*
  * The value for a, from the cache or from Secrets Manager (then cached,
  * tagged with the roles bound to the secret).  The result is either the
@@ -61,19 +234,22 @@ static const SmSecretValue *
 fetch_value(const FetchArgs *a, SmSecretValue *storage)
 {
 	const SmSecretValue *v;
-	Oid			roles[4];
-	int			nroles;
+	SmAwsError	err;
 
+	preload_once();
 	v = sm_cache_lookup(a->secret_id, a->version_stage, a->version_id);
 	if (v != NULL)
 		return v;
 
-	(void) sm_client_get_secret_value(a->secret_id, a->version_stage, a->version_id,
-									  false, storage);
-	nroles = sm_registry_bound_roles(a->secret_id, roles, lengthof(roles));
-	if (nroles == 0 && storage->arn)
-		nroles = sm_registry_bound_roles(storage->arn, roles, lengthof(roles));
-	sm_cache_store(a->secret_id, a->version_stage, a->version_id, storage, roles, nroles);
+	if (!sm_client_try_get_secret_value(a->secret_id, a->version_stage, a->version_id,
+										storage, &err))
+	{
+		v = stale_value(a->secret_id, a->version_stage, a->version_id, &err);
+		if (v != NULL)
+			return v;
+		sm_client_raise("GetSecretValue", &err, a->secret_id);
+	}
+	cache_value(a->secret_id, a->version_stage, a->version_id, storage);
 	return storage;
 }
 
@@ -231,4 +407,244 @@ secretsmgr_cache_invalidate(PG_FUNCTION_ARGS)
 	if (secret_id)
 		sm_client_check_secret_id(secret_id);
 	PG_RETURN_INT32(sm_cache_invalidate(secret_id));
+}
+
+/* A private copy of a cached value (later stores may evict the original). */
+static const SmSecretValue *
+copy_value(const SmSecretValue *v)
+{
+	SmSecretValue *c;
+
+	if (v == NULL)
+		return NULL;
+	c = palloc(sizeof(SmSecretValue));
+	sm_secret_value_copy(c, v);
+	return c;
+}
+
+/* Is id acceptable as a SecretId (checked without raising)? */
+static bool
+secret_id_ok(const char *id)
+{
+	size_t		len = strlen(id);
+
+	if (len == 0 || len > 2048)
+		return false;
+	for (; *id; id++)
+		if ((unsigned char) *id < 0x20 || (unsigned char) *id > 0x7e)
+			return false;
+	return true;
+}
+
+/*
+ * One row of secretsmgr_get_secrets from a value: jsonb, or an error code
+ * when the value cannot be one (never quoting it).
+ */
+static const char *
+row_value(const SmSecretValue *v, Datum *value)
+{
+	JsonLexContext *lex;
+	char	   *copy;
+	size_t		len;
+
+	if (v->secret_string == NULL)
+		return "BinarySecret";
+	len = strlen(v->secret_string);
+	if (!pg_verify_mbstr(PG_UTF8, v->secret_string, (int) len, true) ||
+		(GetDatabaseEncoding() != PG_UTF8 && !pg_is_ascii(v->secret_string)))
+		return "InvalidText";
+	copy = sm_secret_strndup(v->secret_string, len);
+	lex = makeJsonLexContextCstringLen(copy, (int) len, PG_UTF8, true);
+	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+		return "NotJSON";
+	*value = DirectFunctionCall1(jsonb_in, CStringGetDatum(copy));
+	sm_secure_zero(copy, len);
+	return NULL;
+}
+
+/*
+ * strict => true: raise the error of a row as the single reads would.  err is
+ * the failed call (operation) when the whole call failed; an error the batch
+ * listed for this one secret is reported as its GetSecretValue.
+ */
+static void
+raise_row_error(const char *secret_id, const char *code, const SmAwsError *err,
+				const char *operation)
+{
+	SmAwsError	e;
+
+	if (strcmp(code, "InvalidParameter") == 0)
+		sm_client_check_secret_id(secret_id ? secret_id : "");
+	if (strcmp(code, "BinarySecret") == 0 || strcmp(code, "NotJSON") == 0 ||
+		strcmp(code, "InvalidText") == 0)
+		ereport(ERROR,
+				(errcode(strcmp(code, "BinarySecret") == 0 ? ERRCODE_WRONG_OBJECT_TYPE :
+						 strcmp(code, "NotJSON") == 0 ? ERRCODE_INVALID_TEXT_REPRESENTATION :
+						 ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("value of secret \"%s\" cannot be returned as jsonb", secret_id),
+				 errdetail("The value is %s.",
+						   strcmp(code, "BinarySecret") == 0 ? "binary" :
+						   strcmp(code, "NotJSON") == 0 ? "not JSON" : "not valid text"),
+				 errhint("Read it with secretsmgr_get_secret_string() or secretsmgr_get_secret_binary().")));
+	if (err != NULL && err->type != NULL)
+		sm_client_raise(operation, err, secret_id);
+
+	/* an error the batch listed for this one secret */
+	memset(&e, 0, sizeof(e));
+	e.transport = SM_HTTP_OK;
+	e.http_status = 200;
+	e.type = (char *) code;
+	e.request_id = (err != NULL && err->request_id) ? err->request_id : "";
+	e.attempts = 1;
+	sm_client_raise("GetSecretValue", &e, secret_id);
+}
+
+PG_FUNCTION_INFO_V1(secretsmgr_get_secrets);
+
+/*
+ * secretsmgr_get_secrets(secret_ids text[], version_stage, strict)
+ *   -> TABLE(secret_id, value jsonb, version_id, error)
+ * One row per requested id, in order.  AWSCURRENT comes from the cache where
+ * it can and from BatchGetSecretValue (20 ids a call) for the rest; other
+ * stages are read one by one.  A secret that cannot be read gets an error
+ * code in its row, unless strict.
+ */
+Datum
+secretsmgr_get_secrets(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			nelems;
+	char	   *stage;
+	bool		strict;
+	bool		current;
+	char	  **ids;
+	const SmSecretValue **vals;
+	const char **codes;
+	SmAwsError **errors;
+	SmBatchItem *items;
+	SmAwsError *batch_errs;
+	int			nmiss = 0;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0))
+		return (Datum) 0;
+	arr = PG_GETARG_ARRAYTYPE_P(0);
+	stage = PG_ARGISNULL(1) ? "AWSCURRENT" : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	strict = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	sm_client_check_version_stage(stage);
+	current = strcmp(stage, "AWSCURRENT") == 0;
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("secret_ids must be a one-dimensional array"),
+				 errhint("Pass ARRAY['name1', 'name2', ...].")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &nelems);
+	preload_once();
+
+	ids = palloc0(sizeof(char *) * Max(nelems, 1));
+	vals = palloc0(sizeof(SmSecretValue *) * Max(nelems, 1));
+	codes = palloc0(sizeof(char *) * Max(nelems, 1));
+	errors = palloc0(sizeof(SmAwsError *) * Max(nelems, 1));
+	items = palloc0(sizeof(SmBatchItem) * Max(nelems, 1));
+	batch_errs = palloc0(sizeof(SmAwsError) * Max(nelems, 1));
+
+	/* what the cache has, what is wrong at once, what must be fetched */
+	for (int i = 0; i < nelems; i++)
+	{
+		if (elem_nulls[i] || !secret_id_ok(ids[i] = TextDatumGetCString(elems[i])))
+		{
+			codes[i] = "InvalidParameter";
+			if (elem_nulls[i])
+				ids[i] = NULL;
+			continue;
+		}
+		vals[i] = copy_value(sm_cache_lookup(ids[i], stage, NULL));
+		if (vals[i] != NULL)
+			continue;
+		if (current)
+		{
+			bool		dup = false;
+
+			for (int k = 0; k < nmiss && !dup; k++)
+				dup = strcmp(items[k].secret_id, ids[i]) == 0;
+			if (!dup)
+				items[nmiss++].secret_id = ids[i];
+		}
+		else
+		{
+			SmSecretValue *v = palloc0(sizeof(SmSecretValue));
+			SmAwsError *err = palloc0(sizeof(SmAwsError));
+
+			if (sm_client_try_get_secret_value(ids[i], stage, NULL, v, err))
+			{
+				cache_value(ids[i], stage, NULL, v);
+				vals[i] = v;
+			}
+			else if ((vals[i] = copy_value(stale_value(ids[i], stage, NULL, err))) == NULL)
+			{
+				codes[i] = err->type;
+				errors[i] = err;
+			}
+		}
+	}
+	if (nmiss > 0)
+		fetch_batches(items, nmiss, batch_errs);
+
+	/* the rows, in the order asked */
+	for (int i = 0; i < nelems; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, true, true, true};
+		Datum		value = (Datum) 0;
+
+		if (vals[i] == NULL && codes[i] == NULL)
+		{
+			for (int k = 0; k < nmiss; k++)
+			{
+				if (strcmp(items[k].secret_id, ids[i]) != 0)
+					continue;
+				if (items[k].found)
+					vals[i] = &items[k].value;
+				else if ((vals[i] = copy_value(stale_value(ids[i], stage, NULL, &batch_errs[k]))) == NULL)
+				{
+					codes[i] = batch_errs[k].type ? batch_errs[k].type : items[k].error_code;
+					errors[i] = &batch_errs[k];
+				}
+				break;
+			}
+		}
+		if (vals[i] != NULL && codes[i] == NULL)
+			codes[i] = row_value(vals[i], &value);
+		if (codes[i] != NULL && strict)
+			raise_row_error(ids[i], codes[i], errors[i],
+							current ? "BatchGetSecretValue" : "GetSecretValue");
+
+		if (ids[i] != NULL)
+			values[0] = CStringGetTextDatum(ids[i]);
+		else
+			nulls[0] = true;
+		if (codes[i] == NULL)
+		{
+			values[1] = value;
+			nulls[1] = false;
+		}
+		if (vals[i] != NULL && vals[i]->version_id)
+		{
+			values[2] = CStringGetTextDatum(vals[i]->version_id);
+			nulls[2] = false;
+		}
+		if (codes[i] != NULL)
+		{
+			values[3] = CStringGetTextDatum(codes[i]);
+			nulls[3] = false;
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	for (int k = 0; k < nmiss; k++)
+		if (items[k].found)
+			sm_secret_value_scrub(&items[k].value);
+	return (Datum) 0;
 }
