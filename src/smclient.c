@@ -1006,6 +1006,12 @@ sm_secret_value_copy(SmSecretValue *dst, const SmSecretValue *src)
 		dst->stages[i] = pstrdup(src->stages[i]);
 	dst->nstages = src->nstages;
 	dst->created_date = src->created_date;
+	if (src->jsonb)
+	{
+		dst->jsonb = sm_secret_alloc(src->jsonb_len);
+		memcpy(dst->jsonb, src->jsonb, src->jsonb_len);
+		dst->jsonb_len = src->jsonb_len;
+	}
 }
 
 /* Zero the value of v now (its buffers are scrubbed again on reset). */
@@ -1016,6 +1022,8 @@ sm_secret_value_scrub(SmSecretValue *v)
 		sm_secure_zero(v->secret_string, strlen(v->secret_string));
 	if (v->secret_binary)
 		sm_secure_zero(v->secret_binary, v->binary_len);
+	if (v->jsonb)
+		sm_secure_zero(v->jsonb, v->jsonb_len);
 }
 
 /* Does v carry the staging label stage? */

@@ -40,6 +40,10 @@ typedef struct SmSecretValue
 	char	  **stages;
 	int			nstages;
 	double		created_date;	/* epoch seconds */
+	char	   *jsonb;			/* the value as a jsonb varlena, when it is
+								 * JSON (set by the read path before caching;
+								 * a secret buffer), else NULL */
+	size_t		jsonb_len;
 } SmSecretValue;
 
 /*

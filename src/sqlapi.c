@@ -75,14 +75,55 @@ bound_roles(const char *secret_id, const char *arn, Oid *roles, int max)
 	return n;
 }
 
-/* Cache a freshly fetched AWSCURRENT-style value under its key. */
+/*
+ * Why v cannot be read as jsonb ("BinarySecret", "InvalidText", "NotJSON"),
+ * or NULL after setting v->jsonb to its jsonb form (a secret buffer).
+ * Never raises on a bad value, never quotes it.
+ */
+static const char *
+value_to_jsonb(SmSecretValue *v)
+{
+	JsonLexContext *lex;
+	char	   *copy;
+	size_t		len;
+	Jsonb	   *jb;
+
+	if (v->jsonb)
+		return NULL;
+	if (v->secret_string == NULL)
+		return "BinarySecret";
+	len = strlen(v->secret_string);
+	if (!pg_verify_mbstr(PG_UTF8, v->secret_string, (int) len, true) ||
+		(GetDatabaseEncoding() != PG_UTF8 && !pg_is_ascii(v->secret_string)))
+		return "InvalidText";
+	copy = sm_secret_strndup(v->secret_string, len);
+	lex = makeJsonLexContextCstringLen(copy, (int) len, PG_UTF8, true);
+	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+	{
+		sm_secure_zero(copy, len);
+		return "NotJSON";
+	}
+	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(copy)));
+	sm_secure_zero(copy, len);
+	v->jsonb_len = VARSIZE(jb);
+	v->jsonb = sm_secret_alloc(v->jsonb_len);
+	memcpy(v->jsonb, jb, v->jsonb_len);
+	sm_secure_zero(jb, v->jsonb_len);
+	return NULL;
+}
+
+/*
+ * Cache a freshly fetched value under its key, with its jsonb form when it
+ * has one, so that cached jsonb reads parse nothing.
+ */
 static void
 cache_value(const char *secret_id, const char *stage, const char *version_id,
-			const SmSecretValue *v)
+			SmSecretValue *v)
 {
 	Oid			roles[4];
 	int			n = bound_roles(secret_id, v->arn, roles, lengthof(roles));
 
+	(void) value_to_jsonb(v);
 	sm_cache_store(secret_id, stage, version_id, v, roles, n);
 }
 
@@ -314,6 +355,15 @@ secretsmgr_get_secret(PG_FUNCTION_ARGS)
 	if (!fetch_args(fcinfo, &a))
 		PG_RETURN_NULL();
 	v = fetch_value(&a, &storage);
+	if (v->jsonb)
+	{
+		/* converted once, when it was fetched */
+		Jsonb	   *jb = palloc(v->jsonb_len);
+
+		memcpy(jb, v->jsonb, v->jsonb_len);
+		PG_RETURN_JSONB_P(jb);
+	}
+	/* not JSON, or not text: say which, without quoting it */
 	require_string(&a, v, "secretsmgr_get_secret_binary()");
 	require_encoding(&a, v->secret_string, strlen(v->secret_string));
 	what = psprintf("secret \"%s\"", a.secret_id);
@@ -436,29 +486,19 @@ secret_id_ok(const char *id)
 	return true;
 }
 
-/*
- * One row of secretsmgr_get_secrets from a value: jsonb, or an error code
- * when the value cannot be one (never quoting it).
- */
+/* One row's value of secretsmgr_get_secrets: jsonb, or an error code. */
 static const char *
 row_value(const SmSecretValue *v, Datum *value)
 {
-	JsonLexContext *lex;
-	char	   *copy;
-	size_t		len;
+	SmSecretValue tmp = *v;
+	const char *code = value_to_jsonb(&tmp);
+	Jsonb	   *jb;
 
-	if (v->secret_string == NULL)
-		return "BinarySecret";
-	len = strlen(v->secret_string);
-	if (!pg_verify_mbstr(PG_UTF8, v->secret_string, (int) len, true) ||
-		(GetDatabaseEncoding() != PG_UTF8 && !pg_is_ascii(v->secret_string)))
-		return "InvalidText";
-	copy = sm_secret_strndup(v->secret_string, len);
-	lex = makeJsonLexContextCstringLen(copy, (int) len, PG_UTF8, true);
-	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
-		return "NotJSON";
-	*value = DirectFunctionCall1(jsonb_in, CStringGetDatum(copy));
-	sm_secure_zero(copy, len);
+	if (code != NULL)
+		return code;
+	jb = palloc(tmp.jsonb_len);
+	memcpy(jb, tmp.jsonb, tmp.jsonb_len);
+	*value = JsonbPGetDatum(jb);
 	return NULL;
 }
 
