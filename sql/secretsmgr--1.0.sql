@@ -133,7 +133,7 @@ LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 CREATE FUNCTION @extschema@.secretsmgr_test_secret(secret_id text, client_request_token text)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'secretsmgr_test_secret'
-LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 
 CREATE FUNCTION @extschema@.secretsmgr_reconcile(secret_id text)
 RETURNS text
