@@ -89,6 +89,16 @@ SELECT sm_login('rot/app') AS current_logs_in,
        sm_login('rot/app', 'AWSPREVIOUS') AS previous_logs_in,
        sm_labels('rot/app') AS labels;
 
+-- a rotation in another backend drops this backend's cached value at once
+-- (the bound role's password changed), whatever the cache TTL
+SET secretsmgr.cache_ttl = 300;
+SELECT md5(secretsmgr_get_secret('rot/app') ->> 'password') AS cached \gset
+\! psql -X -q -d contrib_regression -c "SELECT secretsmgr_rotate('rot/app')" > /dev/null
+SELECT md5(secretsmgr_get_secret('rot/app') ->> 'password') <> :'cached' AS cache_dropped,
+       sm_login('rot/app') AS current_logs_in;
+RESET secretsmgr.cache_ttl;
+SET secretsmgr.cache_ttl = 0;
+
 -- password settings
 SET secretsmgr.password_length = 20;
 SET secretsmgr.password_exclude_characters = '!"#$%&''()*+,-./:;<=>?@[\]^_`{|}~ 0123456789';
