@@ -101,6 +101,17 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'secretsmgr_stats_reset'
 LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 
+CREATE FUNCTION @extschema@.secretsmgr_health(
+	OUT check_name text, OUT status text, OUT detail text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'secretsmgr_health'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION @extschema@.secretsmgr_iam_policy(purpose text DEFAULT 'database')
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'secretsmgr_iam_policy'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
 /* Registry */
 CREATE FUNCTION @extschema@.secretsmgr_manage(secret_id text, role_name name,
 	strategy text DEFAULT 'single', rotation_interval interval DEFAULT NULL)
@@ -149,6 +160,8 @@ REVOKE ALL ON FUNCTION @extschema@.secretsmgr_describe_secret(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_cache_invalidate(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_stats() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_stats_reset() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.secretsmgr_health() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.secretsmgr_iam_policy(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_manage(text, name, text, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_unmanage(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_verify(text, text) FROM PUBLIC;

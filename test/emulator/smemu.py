@@ -1723,6 +1723,8 @@ class Handler(BaseHTTPRequestHandler):
                 s = emu.store.create(name, req.get("Description"))
             elif req.get("Description") is not None:
                 s.description = req["Description"]
+            if req.get("KmsKeyId"):
+                s.kms_key_id = req["KmsKeyId"]
             if vid in s.versions:
                 raise ApiError(400, "BadRequest",
                                "version %s already exists" % vid)

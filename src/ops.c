@@ -1,0 +1,550 @@
+/*
+ * ops.c
+ *		Operating secretsmgr: the least-privilege IAM policy of the managed
+ *		secrets, and the health report.
+ *
+ * secretsmgr_iam_policy() derives the policy from secretsmgr_managed and
+ * DescribeSecret (exact ARNs, and the customer-managed KMS keys), so it
+ * never drifts from the secrets it must reach.
+ *
+ * secretsmgr_health() runs every check in a subtransaction of its own and
+ * turns any error into a FAIL row with the error's message and hint: it
+ * never raises for a failing check.  It reads secrets' metadata and verifies
+ * AWSCURRENT against the role, but never returns or logs a value.
+ */
+#include "postgres.h"
+
+#include "smjson.h"
+
+#include <sys/stat.h>
+
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "credentials.h"
+#include "registry.h"
+#include "rotation.h"
+#include "secretsmgr.h"
+#include "smclient.h"
+
+/* One managed secret, as the registry holds it. */
+typedef struct ManagedRow
+{
+	char	   *secret_id;
+	char	   *secret_arn;		/* may be NULL */
+	char	   *role_name;
+	char	   *clone_role;		/* may be NULL */
+	char	   *strategy;
+	bool		has_interval;
+	Interval	rotation_interval;
+	bool		has_last;		/* a successful rotation is recorded */
+	TimestampTz last_rotated;
+	/* what the health check learnt from DescribeSecret */
+	bool		described;
+	char	   *current;		/* version holding AWSCURRENT */
+	char	   *pending;		/* version holding AWSPENDING */
+} ManagedRow;
+
+/* Every row of secretsmgr_managed, with its last successful rotation. */
+static List *
+managed_rows(void)
+{
+	SmOwnerSwitch sw;
+	char	   *schema = sm_registry_schema_quoted();
+	char	   *sql;
+	List	   *rows = NIL;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	sql = psprintf("SELECT m.secret_id, m.secret_arn, m.role_name::text, m.clone_role::text,"
+				   "       m.strategy, m.rotation_interval,"
+				   "       (SELECT max(h.finished_at) FROM %s.secretsmgr_rotation_history h"
+				   "         WHERE h.secret_id = m.secret_id AND h.status = 'succeeded'"
+				   "           AND h.step IN ('finishSecret', 'setSecret', 'reconcile'))"
+				   "  FROM %s.secretsmgr_managed m ORDER BY m.secret_id",
+				   schema, schema);
+
+	sm_registry_become_owner(&sw);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read secretsmgr_managed");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+			ManagedRow *r = palloc0(sizeof(ManagedRow));
+			bool		isnull;
+			Datum		d;
+
+			r->secret_id = SPI_getvalue(tup, desc, 1);
+			r->secret_arn = SPI_getvalue(tup, desc, 2);
+			r->role_name = SPI_getvalue(tup, desc, 3);
+			r->clone_role = SPI_getvalue(tup, desc, 4);
+			r->strategy = SPI_getvalue(tup, desc, 5);
+			d = SPI_getbinval(tup, desc, 6, &isnull);
+			if (!isnull)
+			{
+				r->has_interval = true;
+				r->rotation_interval = *DatumGetIntervalP(d);
+			}
+			d = SPI_getbinval(tup, desc, 7, &isnull);
+			if (!isnull)
+			{
+				r->has_last = true;
+				r->last_rotated = DatumGetTimestampTz(d);
+			}
+			rows = lappend(rows, r);
+			MemoryContextSwitchTo(old);
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		sm_registry_restore_user(&sw);
+	}
+	PG_END_TRY();
+	return rows;
+}
+
+/* A JSON array of strings. */
+static json_t *
+string_array(const char *const *items, int n)
+{
+	json_t	   *arr = json_array();
+
+	for (int i = 0; i < n; i++)
+		json_array_append_new(arr, json_string(items[i]));
+	return arr;
+}
+
+/* A policy statement: Effect Allow, Action, Resource (stolen). */
+static json_t *
+statement(const char *sid, const char *const *actions, int nactions, json_t *resources)
+{
+	json_t	   *st = json_object();
+
+	json_object_set_new(st, "Sid", json_string(sid));
+	json_object_set_new(st, "Effect", json_string("Allow"));
+	json_object_set_new(st, "Action", string_array(actions, nactions));
+	json_object_set_new(st, "Resource", resources);
+	return st;
+}
+
+/* Is key (a KmsKeyId of DescribeSecret) a customer-managed key? */
+static bool
+customer_managed_key(const char *key)
+{
+	return key != NULL && key[0] != '\0' &&
+		strstr(key, "alias/aws/secretsmanager") == NULL;
+}
+
+/* Build the IAM policy document for purpose ("database" or "lambda"). */
+static json_t *
+build_policy(const char *purpose, List *rows)
+{
+	static const char *const db_read[] = {
+		"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"
+	};
+	static const char *const db_rotate[] = {
+		"secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"
+	};
+	static const char *const lambda_actions[] = {
+		"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
+		"secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"
+	};
+	static const char *const random_pw[] = {"secretsmanager:GetRandomPassword"};
+	static const char *const kms_actions[] = {"kms:Decrypt", "kms:GenerateDataKey"};
+	bool		lambda = strcmp(purpose, "lambda") == 0;
+	json_t	   *doc = json_object();
+	json_t	   *stmts = json_array();
+	json_t	   *arns = json_array();
+	json_t	   *keys = json_array();
+	ListCell   *lc;
+
+	foreach(lc, rows)
+	{
+		ManagedRow *r = lfirst(lc);
+		json_t	   *desc = sm_client_describe_secret(r->secret_arn ? r->secret_arn : r->secret_id);
+		const char *arn = json_string_value(json_object_get(desc, "ARN"));
+		const char *key = json_string_value(json_object_get(desc, "KmsKeyId"));
+		size_t		i;
+		json_t	   *k;
+		bool		seen = false;
+
+		json_array_append_new(arns, json_string(arn ? arn : r->secret_id));
+		if (customer_managed_key(key))
+		{
+			json_array_foreach(keys, i, k)
+				seen = seen || strcmp(json_string_value(k), key) == 0;
+			if (!seen)
+				json_array_append_new(keys, json_string(key));
+		}
+		json_decref(desc);
+	}
+
+	json_object_set_new(doc, "Version", json_string("2012-10-17"));
+	if (json_array_size(arns) > 0)
+	{
+		if (lambda)
+		{
+			json_array_append_new(stmts, statement("SecretsmgrRotateManagedSecrets",
+												   lambda_actions, lengthof(lambda_actions),
+												   json_deep_copy(arns)));
+			json_array_append_new(stmts, statement("SecretsmgrGeneratePasswords",
+												   random_pw, 1, json_string("*")));
+		}
+		else
+		{
+			json_array_append_new(stmts, statement("SecretsmgrReadManagedSecrets",
+												   db_read, lengthof(db_read),
+												   json_deep_copy(arns)));
+			json_array_append_new(stmts, statement("SecretsmgrRotateManagedSecrets",
+												   db_rotate, lengthof(db_rotate),
+												   json_deep_copy(arns)));
+		}
+	}
+	if (json_array_size(keys) > 0)
+	{
+		json_t	   *st = statement("SecretsmgrUseSecretKeys", kms_actions,
+								   lengthof(kms_actions), json_deep_copy(keys));
+		json_t	   *cond = json_object();
+		json_t	   *eq = json_object();
+		char	   *via = psprintf("secretsmanager.%s.amazonaws.com", sm_region_get());
+
+		json_object_set_new(eq, "kms:ViaService", json_string(via));
+		json_object_set_new(cond, "StringEquals", eq);
+		json_object_set_new(st, "Condition", cond);
+		json_array_append_new(stmts, st);
+	}
+	json_object_set_new(doc, "Statement", stmts);
+	json_decref(arns);
+	json_decref(keys);
+	return doc;
+}
+
+PG_FUNCTION_INFO_V1(secretsmgr_iam_policy);
+
+/*
+ * secretsmgr_iam_policy(purpose DEFAULT 'database') -> jsonb: the
+ * least-privilege policy the database host ("database") or the rotation
+ * Lambda ("lambda") needs for the managed secrets, with exact ARNs.
+ */
+Datum
+secretsmgr_iam_policy(PG_FUNCTION_ARGS)
+{
+	char	   *purpose = PG_ARGISNULL(0) ? "database" : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	json_t	   *doc;
+	char	   *dump;
+	char	   *text;
+
+	if (strcmp(purpose, "database") != 0 && strcmp(purpose, "lambda") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown policy purpose \"%s\"", purpose),
+				 errhint("Use \"database\" (the database host's role) or \"lambda\" (the rotation Lambda's execution role).")));
+
+	doc = build_policy(purpose, managed_rows());
+	dump = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(doc);
+	if (dump == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	text = pstrdup(dump);
+	sm_json_free_string(dump);
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+}
+
+/* The health report being built. */
+typedef struct Health
+{
+	ReturnSetInfo *rsinfo;
+} Health;
+
+/* Add one row. */
+static void
+report(Health *h, const char *check, const char *status, const char *detail)
+{
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	values[0] = CStringGetTextDatum(check);
+	values[1] = CStringGetTextDatum(status);
+	values[2] = CStringGetTextDatum(detail);
+	tuplestore_putvalues(h->rsinfo->setResult, h->rsinfo->setDesc, values, nulls);
+}
+
+typedef void (*CheckFn) (Health *h, const char *check, void *arg);
+
+/*
+ * Run one check in a subtransaction; an error becomes a FAIL row with the
+ * error's message, detail and hint.  NOTICEs of the check are not sent.
+ */
+static void
+run_check(Health *h, const char *check, CheckFn fn, void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	int			nestlevel;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("client_min_messages", "warning", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	PG_TRY();
+	{
+		fn(h, check, arg);
+		AtEOXact_GUC(true, nestlevel);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *ed;
+		StringInfoData buf;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+
+		initStringInfo(&buf);
+		appendStringInfoString(&buf, ed->message);
+		if (ed->detail)
+			appendStringInfo(&buf, " %s", ed->detail);
+		if (ed->hint)
+			appendStringInfo(&buf, " Hint: %s", ed->hint);
+		report(h, check, "FAIL", buf.data);
+		FreeErrorData(ed);
+	}
+	PG_END_TRY();
+}
+
+/* configuration: region, endpoint, TLS. */
+static void
+check_configuration(Health *h, const char *check, void *arg)
+{
+	const char *region = sm_region_get();
+	const char *endpoint = sm_client_endpoint();
+	bool		plain = strncmp(endpoint, "http://", 7) == 0;
+	struct stat st;
+
+	if (sm_guc_ca_file && sm_guc_ca_file[0] && stat(sm_guc_ca_file, &st) != 0)
+	{
+		report(h, check, "FAIL",
+			   psprintf("\"secretsmgr.ca_file\" (%s) cannot be read: TLS verification will fail. Hint: fix the path or empty the setting to use the system's trust store.",
+						sm_guc_ca_file));
+		return;
+	}
+	report(h, check, plain ? "WARN" : "OK",
+		   psprintf("region %s, endpoint %s%s", region, endpoint,
+					plain ? " (plain HTTP, accepted on loopback only: a test set-up, not AWS)" :
+					", TLS peer and host verified"));
+}
+
+/* credentials: where they come from and when they expire. */
+static void
+check_credentials(Health *h, const char *check, void *arg)
+{
+	SmCredentials c;
+	char	   *detail;
+
+	sm_credentials_get(&c);
+	if (c.expiration > 0)
+		detail = psprintf("source %s, temporary credentials expiring in %ld min",
+						  c.source, (long) (c.expiration - time(NULL)) / 60);
+	else
+		detail = psprintf("source %s, long-term keys", c.source);
+	sm_credentials_free(&c);
+	report(h, check, "OK", detail);
+}
+
+/* endpoint: one signed call; any AWS answer proves reachability. */
+static void
+check_endpoint(Health *h, const char *check, void *arg)
+{
+	json_t	   *req = json_pack("{s:i}", "PasswordLength", 16);
+	SmAwsError	err;
+	json_t	   *res = sm_client_try_call("GetRandomPassword", req, &err);
+
+	json_decref(req);
+	if (res != NULL)
+	{
+		json_decref(res);
+		report(h, check, "OK", "reachable, request signature accepted");
+		return;
+	}
+	if (err.transport == SM_HTTP_OK && err.type &&
+		(strcmp(err.type, "AccessDeniedException") == 0))
+	{
+		report(h, check, "OK", "reachable, request signature accepted (GetRandomPassword is denied, which the database does not need)");
+		return;
+	}
+	sm_client_raise("GetRandomPassword", &err, NULL);
+}
+
+/* secret <id>: exists (and note which versions hold AWSCURRENT / AWSPENDING). */
+static void
+check_secret_exists(Health *h, const char *check, void *arg)
+{
+	ManagedRow *r = arg;
+	json_t	   *desc = sm_client_describe_secret(r->secret_arn ? r->secret_arn : r->secret_id);
+	json_t	   *stages = json_object_get(desc, "VersionIdsToStages");
+	json_t	   *deleted = json_object_get(desc, "DeletedDate");
+	const char *vid;
+	json_t	   *labels;
+
+	json_object_foreach(stages, vid, labels)
+	{
+		size_t		i;
+		json_t	   *l;
+
+		json_array_foreach(labels, i, l)
+		{
+			if (strcmp(json_string_value(l), "AWSCURRENT") == 0)
+				r->current = pstrdup(vid);
+			else if (strcmp(json_string_value(l), "AWSPENDING") == 0)
+				r->pending = pstrdup(vid);
+		}
+	}
+	r->described = true;
+	if (deleted && !json_is_null(deleted))
+		report(h, check, "FAIL", "the secret is scheduled for deletion. Hint: restore it (RestoreSecret) or unbind it with secretsmgr_unmanage().");
+	else
+		report(h, check, "OK", psprintf("exists, AWSCURRENT is version %s", r->current ? r->current : "(none)"));
+	json_decref(desc);
+}
+
+/* secret <id>: AWSCURRENT logs in as the bound role. */
+static void
+check_secret_verifies(Health *h, const char *check, void *arg)
+{
+	ManagedRow *r = arg;
+
+	if (sm_rotation_verify(r->secret_arn ? r->secret_arn : r->secret_id, "AWSCURRENT"))
+		report(h, check, "OK", psprintf("logs in as role %s", r->role_name));
+	else
+		report(h, check, "FAIL", "the AWSCURRENT password does not log in as the bound role. Hint: SELECT secretsmgr_reconcile(...) repairs drift after a crash; see docs/rotation.md.");
+}
+
+/* secret <id>: no AWSPENDING left on a version that is not AWSCURRENT. */
+static void
+check_secret_pending(Health *h, const char *check, void *arg)
+{
+	ManagedRow *r = arg;
+
+	if (r->pending && (r->current == NULL || strcmp(r->pending, r->current) != 0))
+		report(h, check, "WARN", psprintf("version %s holds AWSPENDING but not AWSCURRENT: a rotation started and did not finish. Hint: the next secretsmgr_rotate() reuses it.", r->pending));
+	else
+		report(h, check, "OK", "no unfinished rotation");
+}
+
+/* secret <id>: last successful rotation against rotation_interval. */
+static void
+check_secret_age(Health *h, const char *check, void *arg)
+{
+	ManagedRow *r = arg;
+	char	   *interval;
+	TimestampTz due;
+
+	if (!r->has_interval)
+	{
+		report(h, check, "OK", r->has_last ?
+			   psprintf("last rotated %s, no rotation interval", timestamptz_to_str(r->last_rotated)) :
+			   "never rotated, no rotation interval");
+		return;
+	}
+	interval = DatumGetCString(DirectFunctionCall1(interval_out,
+												   IntervalPGetDatum(&r->rotation_interval)));
+	if (!r->has_last)
+	{
+		report(h, check, "WARN", psprintf("never rotated, interval %s. Hint: SELECT secretsmgr_rotate(...) or schedule secretsmgr_rotate_due().", interval));
+		return;
+	}
+	due = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+												  TimestampTzGetDatum(r->last_rotated),
+												  IntervalPGetDatum(&r->rotation_interval)));
+	if (due < GetCurrentTransactionStartTimestamp())
+		report(h, check, "WARN", psprintf("last rotated %s, interval %s: overdue. Hint: schedule secretsmgr_rotate_due().",
+										 timestamptz_to_str(r->last_rotated), interval));
+	else
+		report(h, check, "OK", psprintf("last rotated %s, interval %s",
+									   timestamptz_to_str(r->last_rotated), interval));
+}
+
+/* secret <id>: the clone role of an alternating binding exists and logs in. */
+static void
+check_secret_clone(Health *h, const char *check, void *arg)
+{
+	ManagedRow *r = arg;
+	HeapTuple	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(r->clone_role));
+	bool		canlogin;
+
+	if (!HeapTupleIsValid(tup))
+	{
+		report(h, check, "FAIL", psprintf("role %s does not exist. Hint: run secretsmgr_manage(..., 'alternating') again to create it.", r->clone_role));
+		return;
+	}
+	canlogin = ((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin;
+	ReleaseSysCache(tup);
+	if (canlogin)
+		report(h, check, "OK", psprintf("role %s exists and can log in", r->clone_role));
+	else
+		report(h, check, "FAIL", psprintf("role %s cannot log in. Hint: ALTER ROLE ... LOGIN.", r->clone_role));
+}
+
+PG_FUNCTION_INFO_V1(secretsmgr_health);
+
+/* secretsmgr_health() -> TABLE(check_name, status, detail); never raises for a check. */
+Datum
+secretsmgr_health(PG_FUNCTION_ARGS)
+{
+	Health		h;
+	List	   *rows = NIL;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	h.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	run_check(&h, "configuration", check_configuration, NULL);
+	run_check(&h, "credentials", check_credentials, NULL);
+	run_check(&h, "endpoint", check_endpoint, NULL);
+
+	rows = managed_rows();
+	if (rows == NIL)
+		report(&h, "managed secrets", "OK", "none: secretsmgr_manage() binds a secret to a role");
+	foreach(lc, rows)
+	{
+		ManagedRow *r = lfirst(lc);
+
+		run_check(&h, psprintf("secret %s: exists", r->secret_id), check_secret_exists, r);
+		if (!r->described)
+			continue;
+		run_check(&h, psprintf("secret %s: AWSCURRENT verifies", r->secret_id),
+				  check_secret_verifies, r);
+		run_check(&h, psprintf("secret %s: no stale AWSPENDING", r->secret_id),
+				  check_secret_pending, r);
+		run_check(&h, psprintf("secret %s: rotation age", r->secret_id),
+				  check_secret_age, r);
+		if (r->clone_role)
+			run_check(&h, psprintf("secret %s: clone role", r->secret_id),
+					  check_secret_clone, r);
+	}
+	return (Datum) 0;
+}
