@@ -289,11 +289,38 @@ report(Health *h, const char *check, const char *status, const char *detail)
 typedef void (*CheckFn) (Health *h, const char *check, void *arg);
 
 /*
+ * The IAM statement whose absence an AWS access denial shows: our error
+ * messages name the operation ("AWS denied <Operation> on secret ...").
+ */
+static char *
+missing_statement(const ErrorData *ed, const char *arn)
+{
+	char		op[64];
+	json_t	   *st;
+	char	   *dump;
+	char	   *result;
+
+	if (ed->sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE || arn == NULL ||
+		sscanf(ed->message, "AWS denied %63s on secret", op) != 1)
+		return NULL;
+	st = json_pack("{s:s, s:s, s:s}", "Effect", "Allow",
+				   "Action", psprintf("secretsmanager:%s", op), "Resource", arn);
+	dump = json_dumps(st, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(st);
+	result = dump ? pstrdup(dump) : NULL;
+	if (dump)
+		sm_json_free_string(dump);
+	return result;
+}
+
+/*
  * Run one check in a subtransaction; an error becomes a FAIL row with the
- * error's message, detail and hint.  NOTICEs of the check are not sent.
+ * error's message, detail and hint (and, for an AWS access denial on the
+ * secret arn, the policy statement that is missing).  NOTICEs of the check
+ * are not sent.
  */
 static void
-run_check(Health *h, const char *check, CheckFn fn, void *arg)
+run_check(Health *h, const char *check, CheckFn fn, void *arg, const char *arn)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -328,6 +355,8 @@ run_check(Health *h, const char *check, CheckFn fn, void *arg)
 		appendStringInfoString(&buf, ed->message);
 		if (ed->detail)
 			appendStringInfo(&buf, " %s", ed->detail);
+		if (missing_statement(ed, arn))
+			appendStringInfo(&buf, " Missing IAM statement: %s", missing_statement(ed, arn));
 		if (ed->hint)
 			appendStringInfo(&buf, " Hint: %s", ed->hint);
 		report(h, check, "FAIL", buf.data);
@@ -522,9 +551,9 @@ secretsmgr_health(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	h.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
-	run_check(&h, "configuration", check_configuration, NULL);
-	run_check(&h, "credentials", check_credentials, NULL);
-	run_check(&h, "endpoint", check_endpoint, NULL);
+	run_check(&h, "configuration", check_configuration, NULL, NULL);
+	run_check(&h, "credentials", check_credentials, NULL, NULL);
+	run_check(&h, "endpoint", check_endpoint, NULL, NULL);
 
 	rows = managed_rows();
 	if (rows == NIL)
@@ -533,18 +562,19 @@ secretsmgr_health(PG_FUNCTION_ARGS)
 	{
 		ManagedRow *r = lfirst(lc);
 
-		run_check(&h, psprintf("secret %s: exists", r->secret_id), check_secret_exists, r);
+		run_check(&h, psprintf("secret %s: exists", r->secret_id), check_secret_exists, r,
+				  r->secret_arn);
 		if (!r->described)
 			continue;
 		run_check(&h, psprintf("secret %s: AWSCURRENT verifies", r->secret_id),
-				  check_secret_verifies, r);
+				  check_secret_verifies, r, r->secret_arn);
 		run_check(&h, psprintf("secret %s: no stale AWSPENDING", r->secret_id),
-				  check_secret_pending, r);
+				  check_secret_pending, r, NULL);
 		run_check(&h, psprintf("secret %s: rotation age", r->secret_id),
-				  check_secret_age, r);
+				  check_secret_age, r, NULL);
 		if (r->clone_role)
 			run_check(&h, psprintf("secret %s: clone role", r->secret_id),
-					  check_secret_clone, r);
+					  check_secret_clone, r, NULL);
 	}
 	return (Datum) 0;
 }
