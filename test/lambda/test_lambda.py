@@ -1,0 +1,497 @@
+#!/usr/bin/python3
+"""The rotation Lambda driven through its four steps.
+
+Needs the Secrets Manager emulator (SM_EMULATOR_URL) and a PostgreSQL
+cluster with secretsmgr installed (PGHOST, PGPORT, superuser PGUSER over the
+socket; every other role logs in with SCRAM over 127.0.0.1), as
+test/lambda/run starts them.  SM_PG_LOG names the server log that the last
+case searches for every secret value.
+
+Every case uses its own secret and role, and ends by asserting the staging
+labels (through smctl stage) and who can log in with what.
+"""
+
+import base64
+import hashlib
+import hmac
+import io
+import json
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import unittest
+import uuid
+
+import boto3
+import psycopg2
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "lambda"))
+import secretsmgr_rotation as rotation  # noqa: E402
+
+SMCTL = os.path.join(ROOT, "test", "emulator", "smctl")
+ACCESS_KEY = os.environ.get("SM_TEST_ACCESS_KEY", "AKIDSECRETSMGRTEST")
+SECRET_KEY = os.environ.get("SM_TEST_SECRET_KEY", "TESTSECRETKEY/secretsmgr+EXAMPLE")
+LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:secretsmgr-rotation"
+EXCLUDED = set(":/@\"'\\ ")
+
+# everything the Lambda logs, for the leak check
+LAMBDA_LOG = io.StringIO()
+
+
+def scram_verifier(password):
+    """A SCRAM-SHA-256 verifier, so that no test password is ever in SQL text
+    (the server logs every statement).  ASCII passwords: SASLprep is a no-op."""
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 4096)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    return "SCRAM-SHA-256$4096:%s$%s:%s" % (b64(salt), b64(stored_key), b64(server_key))
+
+
+def new_password():
+    return "Lambda-Test-" + secrets.token_urlsafe(18)
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def smctl(*args):
+    return subprocess.run([sys.executable, SMCTL] + list(args), check=True,
+                          capture_output=True, text=True).stdout
+
+
+class LambdaTestCase(unittest.TestCase):
+    db = None
+    sm = None
+    master_arn = None
+
+    @classmethod
+    def setUpClass(cls):
+        for var in ("SM_EMULATOR_URL", "PGHOST", "PGPORT"):
+            if not os.environ.get(var):
+                raise unittest.SkipTest("%s is not set: run test/lambda/run" % var)
+        cls.port = int(os.environ["PGPORT"])
+        if LambdaTestCase.db is None:
+            LambdaTestCase._set_up_once()
+
+    @classmethod
+    def _set_up_once(cls):
+        env = {
+            "SECRETS_MANAGER_ENDPOINT": os.environ["SM_EMULATOR_URL"],
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            # the local cluster has no TLS: say so explicitly
+            "DB_SSLMODE": "disable",
+        }
+        os.environ.update(env)
+        for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "TEST_LOGIN", "ROTATION_STRATEGY",
+                    "DB_NAME", "DB_SSL_ROOT_CERT", "PASSWORD_LENGTH", "EXCLUDE_CHARACTERS"):
+            os.environ.pop(var, None)
+
+        handler = logging.StreamHandler(LAMBDA_LOG)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        rotation.logger.addHandler(handler)
+        rotation.logger.setLevel(logging.DEBUG)
+        rotation.logger.propagate = False
+
+        db = psycopg2.connect(host=os.environ["PGHOST"], port=os.environ["PGPORT"],
+                              user=os.environ.get("PGUSER", "postgres"), dbname="postgres")
+        db.autocommit = True
+        LambdaTestCase.db = db
+        LambdaTestCase.sm = boto3.client("secretsmanager",
+                                         endpoint_url=os.environ["SM_EMULATOR_URL"])
+        cls.sql("CREATE EXTENSION IF NOT EXISTS secretsmgr")
+        cls.sql("SET secretsmgr.cache_ttl = 0")
+
+        # the Lambda's database identity: CREATEROLE and the two functions only
+        admin_pw = new_password()
+        cls.sql("CREATE ROLE rotation_admin LOGIN CREATEROLE PASSWORD %s",
+                (scram_verifier(admin_pw),))
+        cls.sql("GRANT EXECUTE ON FUNCTION secretsmgr_set_secret(text, text), "
+                "secretsmgr_test_secret(text, text) TO rotation_admin")
+        master = {"engine": "postgres", "host": "127.0.0.1", "port": cls.port_of(),
+                  "dbname": "postgres", "username": "rotation_admin", "password": admin_pw}
+        out = LambdaTestCase.sm.create_secret(Name="lambda/master",
+                                              SecretString=json.dumps(master))
+        LambdaTestCase.master_arn = out["ARN"]
+        os.environ["MASTER_SECRET_ARN"] = out["ARN"]
+
+    @classmethod
+    def port_of(cls):
+        return int(os.environ["PGPORT"])
+
+    @classmethod
+    def sql(cls, query, args=None):
+        with LambdaTestCase.db.cursor() as cur:
+            cur.execute(query, args)
+            return cur.fetchall() if cur.description else None
+
+    def setUp(self):
+        # each case starts from the default environment
+        for var in ("TEST_LOGIN", "ROTATION_STRATEGY", "DB_NAME", "DB_SSL_ROOT_CERT"):
+            os.environ.pop(var, None)
+        os.environ["DB_SSLMODE"] = "disable"
+        os.environ["MASTER_SECRET_ARN"] = self.master_arn
+
+    # --- fixtures ---------------------------------------------------------
+
+    def make_app(self, name, strategy="single", **fields):
+        """Role lambda_<name> with a password, secret lambda/<name> holding
+        it, and the binding.  Returns (arn, secret dict)."""
+        role = "lambda_" + name
+        password = new_password()
+        self.sql('CREATE ROLE "%s" LOGIN PASSWORD %%s' % role, (scram_verifier(password),))
+        value = {"engine": "postgres", "host": "127.0.0.1", "port": self.port,
+                 "dbname": "postgres", "username": role, "password": password}
+        value.update(fields)
+        out = self.sm.create_secret(Name="lambda/" + name, SecretString=json.dumps(value))
+        self.sql("SELECT secretsmgr_manage(%s, %s, %s)", ("lambda/" + name, role, strategy))
+        self.assertTrue(self.login(role, password))
+        return out["ARN"], value
+
+    def start_rotation(self, arn, token=None):
+        token = token or str(uuid.uuid4())
+        out = self.sm.rotate_secret(SecretId=arn, ClientRequestToken=token,
+                                    RotationLambdaARN=LAMBDA_ARN,
+                                    RotationRules={"AutomaticallyAfterDays": 30})
+        self.assertEqual(out["VersionId"], token)
+        return token
+
+    def step(self, arn, token, step):
+        return rotation.lambda_handler({"Step": step, "SecretId": arn,
+                                        "ClientRequestToken": token}, None)
+
+    def rotate_all(self, arn, token=None):
+        token = self.start_rotation(arn, token)
+        for step in rotation.STEPS:
+            self.step(arn, token, step)
+        return token
+
+    def value(self, arn, stage="AWSCURRENT", version=None):
+        kw = {"SecretId": arn, "VersionStage": stage}
+        if version:
+            kw["VersionId"] = version
+        return json.loads(self.sm.get_secret_value(**kw)["SecretString"])
+
+    def stages(self, name):
+        """{version id: "LABEL1,LABEL2"} from smctl stage."""
+        out = {}
+        for line in smctl("stage", name).splitlines():
+            vid, labels = line.split()
+            out[vid] = labels
+        return out
+
+    def login(self, user, password, port=None):
+        """A real libpq login over TCP with SCRAM; False if refused."""
+        try:
+            conn = psycopg2.connect(host="127.0.0.1", port=port or self.port, user=user,
+                                    password=password, dbname="postgres",
+                                    sslmode="disable", connect_timeout=10)
+        except psycopg2.OperationalError as e:
+            self.assertIn("password authentication failed", str(e))
+            return False
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT current_user")
+                self.assertEqual(cur.fetchone()[0], user)
+        finally:
+            conn.close()
+        return True
+
+    def history(self, name):
+        return self.sql("SELECT step, status FROM secretsmgr_rotation_history "
+                        "WHERE secret_id IN (%s, %s) AND via = 'lambda' ORDER BY id",
+                        ("lambda/" + name, self.sm.describe_secret(
+                            SecretId="lambda/" + name)["ARN"]))
+
+
+class RotationTests(LambdaTestCase):
+
+    def test_four_steps_end_to_end(self):
+        arn, old = self.make_app("e2e")
+        old_version = list(self.stages("lambda/e2e"))[0]
+        token = self.start_rotation(arn)
+        self.assertEqual(self.stages("lambda/e2e"),
+                         {old_version: "AWSCURRENT", token: "AWSPENDING"})
+
+        self.step(arn, token, "createSecret")
+        new = self.value(arn, "AWSPENDING", token)
+        self.assertEqual(new["username"], "lambda_e2e")
+        self.assertEqual({k: v for k, v in new.items() if k != "password"},
+                         {k: v for k, v in old.items() if k != "password"})
+        self.assertEqual(len(new["password"]), 32)
+        self.assertFalse(EXCLUDED & set(new["password"]))
+        self.assertNotEqual(new["password"], old["password"])
+
+        self.step(arn, token, "setSecret")
+        self.assertTrue(self.login("lambda_e2e", new["password"]))
+        self.assertFalse(self.login("lambda_e2e", old["password"]))
+        self.step(arn, token, "testSecret")
+        self.step(arn, token, "finishSecret")
+
+        self.assertEqual(self.stages("lambda/e2e"),
+                         {old_version: "AWSPREVIOUS", token: "AWSCURRENT,AWSPENDING"})
+        current = self.value(arn)
+        self.assertEqual(current["password"], new["password"])
+        self.assertTrue(self.login("lambda_e2e", current["password"]))
+        self.assertFalse(self.login("lambda_e2e", old["password"]))
+        self.assertEqual(self.history("e2e"), [("setSecret", "succeeded"),
+                                               ("testSecret", "succeeded")])
+
+    def test_each_step_retried_is_harmless(self):
+        arn, old = self.make_app("retry")
+        old_version = list(self.stages("lambda/retry"))[0]
+        token = self.start_rotation(arn)
+        self.step(arn, token, "createSecret")
+        first = self.value(arn, "AWSPENDING", token)
+        self.step(arn, token, "createSecret")
+        self.assertEqual(self.value(arn, "AWSPENDING", token), first)
+        for step in ("setSecret", "setSecret", "testSecret", "testSecret"):
+            self.step(arn, token, step)
+            self.assertTrue(self.login("lambda_retry", first["password"]))
+        # a repeated setSecret changed nothing: the database said so
+        self.assertEqual(self.history("retry"),
+                         [("setSecret", "succeeded"), ("setSecret", "noop"),
+                          ("testSecret", "succeeded"), ("testSecret", "succeeded")])
+        self.step(arn, token, "finishSecret")
+        after = self.stages("lambda/retry")
+        # every step again, after the rotation finished: nothing to do
+        for step in rotation.STEPS:
+            self.step(arn, token, step)
+        self.assertEqual(self.stages("lambda/retry"), after)
+        self.assertEqual(after, {old_version: "AWSPREVIOUS", token: "AWSCURRENT,AWSPENDING"})
+        self.assertEqual(len(self.history("retry")), 4)
+        self.assertTrue(self.login("lambda_retry", self.value(arn)["password"]))
+        self.assertFalse(self.login("lambda_retry", old["password"]))
+
+    def test_set_secret_without_pending_value(self):
+        arn, old = self.make_app("nopending")
+        old_version = list(self.stages("lambda/nopending"))[0]
+        # RotateSecret's placeholder, createSecret never ran
+        token = self.start_rotation(arn)
+        with self.assertRaisesRegex(rotation.RotationError, "createSecret has not run"):
+            self.step(arn, token, "setSecret")
+        with self.assertRaisesRegex(rotation.RotationError, "createSecret has not run"):
+            self.step(arn, token, "testSecret")
+        self.assertEqual(self.stages("lambda/nopending"),
+                         {old_version: "AWSCURRENT", token: "AWSPENDING"})
+        self.assertTrue(self.login("lambda_nopending", old["password"]))
+        self.assertEqual(self.history("nopending"), [])
+        # a token that was never staged at all
+        other = str(uuid.uuid4())
+        for step in rotation.STEPS:
+            with self.assertRaisesRegex(rotation.RotationError, "has no stage for rotation"):
+                self.step(arn, other, step)
+        self.assertEqual(self.stages("lambda/nopending"),
+                         {old_version: "AWSCURRENT", token: "AWSPENDING"})
+        self.assertTrue(self.login("lambda_nopending", old["password"]))
+        # Secrets Manager's retry of the whole rotation then succeeds
+        for step in rotation.STEPS:
+            self.step(arn, token, step)
+        self.assertEqual(self.stages("lambda/nopending"),
+                         {old_version: "AWSPREVIOUS", token: "AWSCURRENT,AWSPENDING"})
+        self.assertTrue(self.login("lambda_nopending", self.value(arn)["password"]))
+
+    def test_rotation_not_enabled(self):
+        arn, old = self.make_app("disabled")
+        old_version = list(self.stages("lambda/disabled"))[0]
+        # an AWSPENDING version put by hand on a secret never set to rotate
+        token = str(uuid.uuid4())
+        pending = dict(old, password=new_password())
+        self.sm.put_secret_value(SecretId=arn, ClientRequestToken=token,
+                                 SecretString=json.dumps(pending),
+                                 VersionStages=["AWSPENDING"])
+        self.assertFalse(self.sm.describe_secret(SecretId=arn).get("RotationEnabled"))
+        for step in rotation.STEPS:
+            with self.assertRaisesRegex(rotation.RotationError, "not enabled for rotation"):
+                self.step(arn, token, step)
+        self.assertEqual(self.stages("lambda/disabled"),
+                         {old_version: "AWSCURRENT", token: "AWSPENDING"})
+        self.assertTrue(self.login("lambda_disabled", old["password"]))
+        self.assertFalse(self.login("lambda_disabled", pending["password"]))
+        # rotation turned off in the middle of one (CancelRotateSecret)
+        self.sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSPENDING",
+                                            RemoveFromVersionId=token)
+        token2 = self.start_rotation(arn)
+        self.step(arn, token2, "createSecret")
+        self.sm.cancel_rotate_secret(SecretId=arn)
+        with self.assertRaisesRegex(rotation.RotationError, "not enabled for rotation"):
+            self.step(arn, token2, "setSecret")
+        self.assertEqual(self.stages("lambda/disabled"),
+                         {old_version: "AWSCURRENT", token2: "AWSPENDING"})
+        self.assertTrue(self.login("lambda_disabled", old["password"]))
+        self.assertEqual(self.history("disabled"), [])
+
+    def test_token_not_pending(self):
+        arn, old = self.make_app("notpending")
+        first_version = list(self.stages("lambda/notpending"))[0]
+        token = self.rotate_all(arn)
+        current = self.value(arn)
+        # the old version (AWSPREVIOUS) is not AWSPENDING
+        for step in rotation.STEPS:
+            with self.assertRaisesRegex(rotation.RotationError, "not set as AWSPENDING"):
+                self.step(arn, first_version, step)
+        # nor is a version with a label of its own
+        custom = str(uuid.uuid4())
+        self.sm.put_secret_value(SecretId=arn, ClientRequestToken=custom,
+                                 SecretString=json.dumps(dict(old, password=new_password())),
+                                 VersionStages=["CUSTOM"])
+        with self.assertRaisesRegex(rotation.RotationError, "not set as AWSPENDING"):
+            self.step(arn, custom, "setSecret")
+        self.assertEqual(self.stages("lambda/notpending"),
+                         {first_version: "AWSPREVIOUS", token: "AWSCURRENT,AWSPENDING",
+                          custom: "CUSTOM"})
+        self.assertTrue(self.login("lambda_notpending", current["password"]))
+        self.assertFalse(self.login("lambda_notpending", old["password"]))
+
+    def test_database_down(self):
+        down = closed_port()
+        arn, old = self.make_app("down", port=down)
+        old_version = list(self.stages("lambda/down"))[0]
+        token = self.start_rotation(arn)
+        self.step(arn, token, "createSecret")       # no database needed
+        pending = self.value(arn, "AWSPENDING", token)
+        self.assertEqual(pending["port"], down)
+        with self.assertRaises(psycopg2.OperationalError):
+            self.step(arn, token, "setSecret")
+        with self.assertRaises(psycopg2.OperationalError):
+            self.step(arn, token, "testSecret")
+        # finishSecret does not look at the database: Secrets Manager never
+        # calls it after a failed testSecret
+        self.assertEqual(self.stages("lambda/down"),
+                         {old_version: "AWSCURRENT", token: "AWSPENDING"})
+        self.assertTrue(self.login("lambda_down", old["password"]))
+        self.assertFalse(self.login("lambda_down", pending["password"]))
+        self.assertEqual(self.value(arn)["password"], old["password"])
+        self.assertEqual(self.history("down"), [])
+
+    def test_tls_required_by_default(self):
+        arn, old = self.make_app("tls")
+        old_version = list(self.stages("lambda/tls"))[0]
+        token = self.start_rotation(arn)
+        self.step(arn, token, "createSecret")
+        del os.environ["DB_SSLMODE"]            # default: verify-full
+        with self.assertRaises(psycopg2.OperationalError):
+            self.step(arn, token, "setSecret")
+        os.environ["DB_SSLMODE"] = "prefer-nothing"
+        with self.assertRaisesRegex(rotation.RotationError, "DB_SSLMODE"):
+            self.step(arn, token, "setSecret")
+        self.assertEqual(self.stages("lambda/tls"),
+                         {old_version: "AWSCURRENT", token: "AWSPENDING"})
+        self.assertTrue(self.login("lambda_tls", old["password"]))
+        self.assertEqual(self.history("tls"), [])
+
+    def test_test_secret_before_set_secret_fails(self):
+        arn, old = self.make_app("order")
+        old_version = list(self.stages("lambda/order"))[0]
+        token = self.start_rotation(arn)
+        self.step(arn, token, "createSecret")
+        with self.assertRaisesRegex(rotation.RotationError, "does not log in"):
+            self.step(arn, token, "testSecret")
+        self.assertEqual(self.stages("lambda/order"),
+                         {old_version: "AWSCURRENT", token: "AWSPENDING"})
+        self.assertTrue(self.login("lambda_order", old["password"]))
+        self.assertEqual(self.history("order"), [("testSecret", "failed")])
+
+    def test_test_login_toggle(self):
+        arn, old = self.make_app("testlogin")
+        os.environ["TEST_LOGIN"] = "true"
+        token = self.rotate_all(arn)
+        self.assertIn("testSecret: logged in as lambda_testlogin", LAMBDA_LOG.getvalue())
+        self.assertTrue(self.login("lambda_testlogin", self.value(arn)["password"]))
+        self.assertFalse(self.login("lambda_testlogin", old["password"]))
+        self.assertIn("AWSCURRENT", self.stages("lambda/testlogin")[token])
+
+    def test_master_arn_field_and_wrong_admin(self):
+        # no MASTER_SECRET_ARN: the secret's masterarn field names the admin
+        del os.environ["MASTER_SECRET_ARN"]
+        arn, old = self.make_app("masterfield", masterarn=self.master_arn)
+        os.environ["ROTATION_STRATEGY"] = "single"
+        token = self.rotate_all(arn)
+        self.assertTrue(self.login("lambda_masterfield", self.value(arn)["password"]))
+        # neither: setSecret refuses before connecting anywhere
+        arn2, old2 = self.make_app("noadmin")
+        token2 = self.start_rotation(arn2)
+        self.step(arn2, token2, "createSecret")
+        with self.assertRaisesRegex(rotation.RotationError, "no admin secret"):
+            self.step(arn2, token2, "setSecret")
+        self.assertTrue(self.login("lambda_noadmin", old2["password"]))
+        self.assertEqual(self.stages("lambda/masterfield")[token], "AWSCURRENT,AWSPENDING")
+        self.assertEqual(self.stages("lambda/noadmin")[token2], "AWSPENDING")
+
+    def test_alternating_two_rotations(self):
+        arn, first = self.make_app("alt", strategy="alternating", masterarn=self.master_arn)
+        v0 = list(self.stages("lambda/alt"))[0]
+
+        t1 = self.rotate_all(arn)
+        one = self.value(arn)
+        self.assertEqual(one["username"], "lambda_alt_clone")
+        self.assertEqual(one["masterarn"], self.master_arn)
+        self.assertEqual(self.stages("lambda/alt"),
+                         {v0: "AWSPREVIOUS", t1: "AWSCURRENT,AWSPENDING"})
+        self.assertTrue(self.login("lambda_alt_clone", one["password"]))
+        self.assertTrue(self.login("lambda_alt", first["password"]))   # untouched
+
+        t2 = self.rotate_all(arn)
+        two = self.value(arn)
+        self.assertEqual(two["username"], "lambda_alt")
+        self.assertEqual(self.stages("lambda/alt"),
+                         {t1: "AWSPREVIOUS", t2: "AWSCURRENT,AWSPENDING"})
+        # both users log in with their newest passwords, not the old ones
+        self.assertTrue(self.login("lambda_alt", two["password"]))
+        self.assertTrue(self.login("lambda_alt_clone", one["password"]))
+        self.assertFalse(self.login("lambda_alt", first["password"]))
+        self.assertEqual(self.value(arn, "AWSPREVIOUS")["username"], "lambda_alt_clone")
+        self.assertEqual([s for s, _ in self.history("alt")],
+                         ["setSecret", "testSecret", "setSecret", "testSecret"])
+
+    def test_alternate_username(self):
+        self.assertEqual(rotation.alternate_username("app"), "app_clone")
+        self.assertEqual(rotation.alternate_username("app_clone"), "app")
+        self.assertEqual(rotation.alternate_username("x" * 57), "x" * 57 + "_clone")
+        with self.assertRaises(rotation.RotationError):
+            rotation.alternate_username("x" * 58)
+
+
+class LeakCheck(LambdaTestCase):
+
+    def test_no_secret_value_in_logs(self):
+        values = [v for v in smctl("secret-values").splitlines() if v]
+        # the master password, every initial and every generated password
+        self.assertGreater(len(values), 20)
+        with open(os.environ["SM_PG_LOG"], errors="replace") as f:
+            server_log = f.read()
+        logs = {"server log": server_log, "the Lambda's log": LAMBDA_LOG.getvalue()}
+        if os.environ.get("SM_WORK"):
+            with open(os.path.join(os.environ["SM_WORK"], "lambda.log"), "w") as f:
+                f.write(logs["the Lambda's log"])
+        self.assertIn("secretsmgr_set_secret", logs["server log"])
+        self.assertIn("finishSecret", logs["the Lambda's log"])
+        for what, text in logs.items():
+            leaked = [v for v in values if v in text]
+            self.assertEqual(len(leaked), 0, "%d secret values in %s" % (len(leaked), what))
+
+
+def load_tests(loader, tests, pattern):
+    # the leak check runs last, after every rotation
+    suite = unittest.TestSuite()
+    suite.addTests(loader.loadTestsFromTestCase(RotationTests))
+    suite.addTests(loader.loadTestsFromTestCase(LeakCheck))
+    return suite
+
+
+if __name__ == "__main__":
+    unittest.main()
