@@ -147,6 +147,19 @@ sm_registry_restore_user(const SmOwnerSwitch *sw)
 	SetUserIdAndSecContext(sw->save_userid, sw->save_sec_context);
 }
 
+/*
+ * The snapshot registry reads use: the latest one, so a rotation that waited
+ * for the secret's lock sees a binding committed meanwhile; inside a
+ * parallel query (where no new snapshot may be taken) the active one.
+ */
+static Snapshot
+registry_snapshot(void)
+{
+	if (IsInParallelMode() && ActiveSnapshotSet())
+		return RegisterSnapshot(GetActiveSnapshot());
+	return RegisterSnapshot(GetLatestSnapshot());
+}
+
 /* Attribute number of a column of rel by name (0 if absent). */
 static AttrNumber
 column_number(Relation rel, const char *colname)
@@ -238,7 +251,7 @@ scan_registry(const char *key, SmBinding *out)
 	a_clone = column_number(rel, "clone_role");
 	a_strategy = column_number(rel, "strategy");
 
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	snapshot = registry_snapshot();
 	scan = table_beginscan(rel, snapshot, 0, NULL);
 	slot = table_slot_create(rel, NULL);
 
@@ -383,7 +396,7 @@ check_no_conflict(const char *secret_id, const char *arn,
 	a_arn = column_number(rel, "secret_arn");
 	a_role = column_number(rel, "role_name");
 	a_clone = column_number(rel, "clone_role");
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	snapshot = registry_snapshot();
 	scan = table_beginscan(rel, snapshot, 0, NULL);
 	slot = table_slot_create(rel, NULL);
 

@@ -1071,6 +1071,9 @@ sm_rotation_verify(const char *secret_id, const char *version_stage)
 
 	if (!sm_client_get_secret_value(op->api_id, version_stage, NULL, true, &v))
 	{
+		/* Every secret has AWSCURRENT: without it the secret itself is gone. */
+		if (strcmp(version_stage, STAGE_CURRENT) == 0)
+			json_decref(sm_client_describe_secret(op->api_id));
 		ereport(NOTICE,
 				(errmsg("secret \"%s\" has no version labelled \"%s\"",
 						op->binding.secret_id, version_stage)));
