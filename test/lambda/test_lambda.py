@@ -38,8 +38,10 @@ SECRET_KEY = os.environ.get("SM_TEST_SECRET_KEY", "TESTSECRETKEY/secretsmgr+EXAM
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:secretsmgr-rotation"
 EXCLUDED = set(":/@\"'\\ ")
 
-# everything the Lambda logs, for the leak check
+# everything the Lambda logs, and every password the tests made, for the
+# leak check
 LAMBDA_LOG = io.StringIO()
+TEST_PASSWORDS = []
 
 
 def scram_verifier(password):
@@ -55,7 +57,9 @@ def scram_verifier(password):
 
 
 def new_password():
-    return "Lambda-Test-" + secrets.token_urlsafe(18)
+    password = "Lambda-Test-" + secrets.token_urlsafe(18)
+    TEST_PASSWORDS.append(password)
+    return password
 
 
 def closed_port():
@@ -468,10 +472,33 @@ class RotationTests(LambdaTestCase):
 
 class LeakCheck(LambdaTestCase):
 
+    def all_values(self):
+        """Every value the emulator holds or has held, with the password
+        field of each JSON value: smctl secret-values, plus every version
+        of every secret as smctl show gives it (secret-values misses the
+        values that fill RotateSecret's placeholders), plus the passwords
+        the tests made."""
+        values = set(v for v in smctl("secret-values").splitlines() if v)
+        names = [s["Name"] for page in self.sm.get_paginator("list_secrets").paginate()
+                 for s in page["SecretList"]]
+        self.assertIn("lambda/e2e", names)
+        for name in names:
+            for v in json.loads(smctl("show", name))["Versions"]:
+                if "SecretString" in v:
+                    values.add(v["SecretString"])
+                    try:
+                        values.add(json.loads(v["SecretString"])["password"])
+                    except (ValueError, KeyError, TypeError):
+                        pass
+        values.update(TEST_PASSWORDS)
+        return sorted(v for v in values if len(v) >= 8)
+
     def test_no_secret_value_in_logs(self):
-        values = [v for v in smctl("secret-values").splitlines() if v]
+        values = self.all_values()
         # the master password, every initial and every generated password
-        self.assertGreater(len(values), 20)
+        self.assertGreater(len(values), 40)
+        generated = [v for v in values if len(v) == 32 and not v.startswith("Lambda-Test-")]
+        self.assertGreater(len(generated), 10)
         with open(os.environ["SM_PG_LOG"], errors="replace") as f:
             server_log = f.read()
         logs = {"server log": server_log, "the Lambda's log": LAMBDA_LOG.getvalue()}
