@@ -234,7 +234,7 @@ secretsmgr_stats(PG_FUNCTION_ARGS)
 		values[1] = CStringGetTextDatum(entry->key.name);
 		values[2] = Int64GetDatum(entry->count);
 		values[3] = Float8GetDatum(entry->total_ms);
-		nulls[3] = (entry->key.kind != SM_STAT_API_CALL);
+		nulls[3] = (entry->key.kind != SM_STAT_API_CALL && entry->key.kind != SM_STAT_ROTATION);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
