@@ -48,7 +48,10 @@ import boto3
 import psycopg2
 
 logger = logging.getLogger("secretsmgr_rotation")
-logger.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+try:
+    logger.setLevel(os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO")
+except ValueError:
+    logger.setLevel(logging.INFO)
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 ENGINES = ("postgres", "aurora-postgresql")

@@ -387,9 +387,16 @@ class RotationTests(LambdaTestCase):
         old_version = list(self.stages("lambda/tls"))[0]
         token = self.start_rotation(arn)
         self.step(arn, token, "createSecret")
-        del os.environ["DB_SSLMODE"]            # default: verify-full
-        with self.assertRaises(psycopg2.OperationalError):
+        # the default is verify-full; this server offers no TLS, so the
+        # connection ends before any credential is sent
+        del os.environ["DB_SSLMODE"]
+        with self.assertRaisesRegex(psycopg2.OperationalError, "server does not support SSL"):
             self.step(arn, token, "setSecret")
+        for mode in ("verify-full", "verify-ca", "require"):
+            os.environ["DB_SSLMODE"] = mode
+            with self.assertRaisesRegex(psycopg2.OperationalError,
+                                        "server does not support SSL"):
+                self.step(arn, token, "setSecret")
         os.environ["DB_SSLMODE"] = "prefer-nothing"
         with self.assertRaisesRegex(rotation.RotationError, "DB_SSLMODE"):
             self.step(arn, token, "setSecret")
