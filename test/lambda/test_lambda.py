@@ -419,29 +419,36 @@ class RotationTests(LambdaTestCase):
 
     def test_test_login_toggle(self):
         arn, old = self.make_app("testlogin")
+        v0 = list(self.stages("lambda/testlogin"))[0]
         os.environ["TEST_LOGIN"] = "true"
         token = self.rotate_all(arn)
         self.assertIn("testSecret: logged in as lambda_testlogin", LAMBDA_LOG.getvalue())
         self.assertTrue(self.login("lambda_testlogin", self.value(arn)["password"]))
         self.assertFalse(self.login("lambda_testlogin", old["password"]))
-        self.assertIn("AWSCURRENT", self.stages("lambda/testlogin")[token])
+        self.assertEqual(self.stages("lambda/testlogin"),
+                         {v0: "AWSPREVIOUS", token: "AWSCURRENT,AWSPENDING"})
 
     def test_master_arn_field_and_wrong_admin(self):
         # no MASTER_SECRET_ARN: the secret's masterarn field names the admin
         del os.environ["MASTER_SECRET_ARN"]
         arn, old = self.make_app("masterfield", masterarn=self.master_arn)
+        v0 = list(self.stages("lambda/masterfield"))[0]
         os.environ["ROTATION_STRATEGY"] = "single"
         token = self.rotate_all(arn)
         self.assertTrue(self.login("lambda_masterfield", self.value(arn)["password"]))
         # neither: setSecret refuses before connecting anywhere
         arn2, old2 = self.make_app("noadmin")
+        v2 = list(self.stages("lambda/noadmin"))[0]
         token2 = self.start_rotation(arn2)
         self.step(arn2, token2, "createSecret")
         with self.assertRaisesRegex(rotation.RotationError, "no admin secret"):
             self.step(arn2, token2, "setSecret")
         self.assertTrue(self.login("lambda_noadmin", old2["password"]))
-        self.assertEqual(self.stages("lambda/masterfield")[token], "AWSCURRENT,AWSPENDING")
-        self.assertEqual(self.stages("lambda/noadmin")[token2], "AWSPENDING")
+        self.assertFalse(self.login("lambda_masterfield", old["password"]))
+        self.assertEqual(self.stages("lambda/masterfield"),
+                         {v0: "AWSPREVIOUS", token: "AWSCURRENT,AWSPENDING"})
+        self.assertEqual(self.stages("lambda/noadmin"),
+                         {v2: "AWSCURRENT", token2: "AWSPENDING"})
 
     def test_alternating_two_rotations(self):
         arn, first = self.make_app("alt", strategy="alternating", masterarn=self.master_arn)
