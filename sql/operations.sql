@@ -32,7 +32,7 @@ FROM secretsmgr_health() WHERE status <> 'OK' ORDER BY check_name;
 -- access denied and an unreachable endpoint are FAIL rows with hints
 \! test/emulator/smctl deny ops/alt
 SELECT check_name, status,
-       regexp_replace(regexp_replace(detail, 'request id [0-9a-f-]+', 'request id <id>'), 'ops/alt-[A-Za-z0-9]{6}', 'ops/alt-XXXXXX') AS detail
+       regexp_replace(regexp_replace(detail, 'request id [0-9a-f-]+', 'request id <id>'), 'ops/alt-[A-Za-z0-9]{6}', 'ops/alt-XXXXXX', 'g') AS detail
 FROM secretsmgr_health() WHERE check_name LIKE 'secret ops/alt%';
 \! test/emulator/smctl allow ops/alt
 SET secretsmgr.max_attempts = 1;

@@ -21,5 +21,48 @@ EXCEPTION WHEN OTHERS THEN
 		|| coalesce(E'\nHINT: ' || nullif(hnt, ''), '');
 END
 $$;
+-- Rotation suites' helpers.
+-- sm_login: does the version's username/password log in, for real, over TCP
+-- with SCRAM?  sm_labels: the secret's staging labels, version ids left out.
+-- sm_stage_id: the version holding a label.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS dblink;
+RESET client_min_messages;
+CREATE OR REPLACE FUNCTION sm_login(secret text, stage text DEFAULT 'AWSCURRENT')
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+	s jsonb;
+	who name;
+BEGIN
+	PERFORM secretsmgr_cache_invalidate();
+	s := secretsmgr_get_secret(secret, stage);
+	PERFORM dblink_connect('sm_login', format(
+		'host=127.0.0.1 port=%s dbname=%s connect_timeout=10 user=%s password=%s',
+		current_setting('port'), current_database(),
+		'''' || replace(replace(s ->> 'username', '\', '\\'), '''', '\''') || '''',
+		'''' || replace(replace(s ->> 'password', '\', '\\'), '''', '\''') || ''''));
+	SELECT u INTO who FROM dblink('sm_login', 'SELECT current_user') AS t(u name);
+	PERFORM dblink_disconnect('sm_login');
+	RETURN who = s ->> 'username';
+EXCEPTION WHEN OTHERS THEN
+	IF 'sm_login' = ANY (coalesce(dblink_get_connections(), '{}')) THEN
+		PERFORM dblink_disconnect('sm_login');
+	END IF;
+	RETURN false;
+END
+$$;
+CREATE OR REPLACE FUNCTION sm_labels(secret text) RETURNS text
+LANGUAGE sql AS $$
+	SELECT string_agg(labels, ' | ' ORDER BY labels)
+	FROM (SELECT string_agg(l, ',' ORDER BY l) AS labels
+	      FROM jsonb_each(secretsmgr_describe_secret(secret) -> 'VersionIdsToStages') v,
+	           jsonb_array_elements_text(v.value) l
+	      GROUP BY v.key) s
+$$;
+CREATE OR REPLACE FUNCTION sm_stage_id(secret text, stage text) RETURNS text
+LANGUAGE sql AS $$
+	SELECT v.key FROM jsonb_each(secretsmgr_describe_secret(secret) -> 'VersionIdsToStages') v
+	WHERE v.value ? stage
+$$;
 SELECT sm_error('SELECT 1/0');
 SELECT sm_error('SELECT 1');
