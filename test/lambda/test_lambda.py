@@ -294,6 +294,10 @@ class RotationTests(LambdaTestCase):
                          {old_version: "AWSCURRENT", token: "AWSPENDING"})
         self.assertTrue(self.login("lambda_nopending", old["password"]))
         self.assertEqual(self.history("nopending"), [])
+        # the database refuses it too, should the function's own check go
+        with self.assertRaisesRegex(psycopg2.Error, token):
+            self.sql("SELECT secretsmgr_set_secret(%s, %s)", (arn, token))
+        self.assertTrue(self.login("lambda_nopending", old["password"]))
         # a token that was never staged at all
         other = str(uuid.uuid4())
         for step in rotation.STEPS:
