@@ -690,6 +690,7 @@ def op_put_secret_value(emu, body):
         stages = ["AWSCURRENT"]
     if v is not None:
         # fill the placeholder RotateSecret created
+        remember_value(kind, value)
         v.kind, v.value = kind, value
         for st in stages:
             s.attach(v, st)
