@@ -136,6 +136,12 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'secretsmgr_rotate'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 
+CREATE FUNCTION @extschema@.secretsmgr_rotate_due(
+	OUT secret_id text, OUT status text, OUT version_id text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'secretsmgr_rotate_due'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 CREATE FUNCTION @extschema@.secretsmgr_set_secret(secret_id text, client_request_token text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'secretsmgr_set_secret'
@@ -166,6 +172,7 @@ REVOKE ALL ON FUNCTION @extschema@.secretsmgr_manage(text, name, text, interval)
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_unmanage(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_verify(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_rotate(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.secretsmgr_rotate_due() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_set_secret(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_test_secret(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_reconcile(text) FROM PUBLIC;

@@ -578,3 +578,109 @@ secretsmgr_health(PG_FUNCTION_ARGS)
 	}
 	return (Datum) 0;
 }
+
+/* list_sort order: never rotated first, then the longest since rotated. */
+static int
+most_overdue_first(const ListCell *a, const ListCell *b)
+{
+	const ManagedRow *ra = lfirst(a);
+	const ManagedRow *rb = lfirst(b);
+
+	if (ra->has_last != rb->has_last)
+		return ra->has_last ? 1 : -1;
+	if (!ra->has_last || ra->last_rotated == rb->last_rotated)
+		return strcmp(ra->secret_id, rb->secret_id);
+	return ra->last_rotated < rb->last_rotated ? -1 : 1;
+}
+
+/* Rotate one due secret in a subtransaction; add its row. */
+static void
+rotate_one(ReturnSetInfo *rsinfo, ManagedRow *r)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, true};
+
+	values[0] = CStringGetTextDatum(r->secret_id);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		char	   *vid = sm_rotation_rotate(r->secret_id, "scheduler");
+
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		values[1] = CStringGetTextDatum("rotated");
+		values[2] = CStringGetTextDatum(vid);
+		nulls[2] = false;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *ed;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ereport(WARNING,
+				(errcode(ed->sqlerrcode),
+				 errmsg("scheduled rotation of secret \"%s\" failed: %s",
+						r->secret_id, ed->message),
+				 ed->hint ? errhint("%s", ed->hint) : 0));
+		values[1] = CStringGetTextDatum("failed");
+		FreeErrorData(ed);
+	}
+	PG_END_TRY();
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+PG_FUNCTION_INFO_V1(secretsmgr_rotate_due);
+
+/*
+ * secretsmgr_rotate_due() -> TABLE(secret_id, status, version_id): rotate
+ * every managed secret whose rotation_interval has elapsed since its last
+ * successful rotation (or that was never rotated), most overdue first, each
+ * in a subtransaction of its own so that one failure does not stop the
+ * others.  A failure is a WARNING and a "failed" row here, and a history
+ * row (via "scheduler") written by the rotation engine.  The stage moves of
+ * the rotations that succeeded happen when the calling transaction commits.
+ */
+Datum
+secretsmgr_rotate_due(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	List	   *rows;
+	List	   *due = NIL;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	rows = managed_rows();
+	foreach(lc, rows)
+	{
+		ManagedRow *r = lfirst(lc);
+		TimestampTz next;
+
+		if (!r->has_interval)
+			continue;
+		if (r->has_last)
+		{
+			next = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+														   TimestampTzGetDatum(r->last_rotated),
+														   IntervalPGetDatum(&r->rotation_interval)));
+			if (next > now)
+				continue;
+		}
+		due = lappend(due, r);
+	}
+	list_sort(due, most_overdue_first);
+	foreach(lc, due)
+		rotate_one(rsinfo, lfirst(lc));
+	return (Datum) 0;
+}

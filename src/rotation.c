@@ -141,6 +141,7 @@ typedef struct SmPendingMove
 	char	   *new_version_id;
 	char	   *old_version_id;
 	char	   *executed_by;
+	const char *via;			/* static string: sql, scheduler */
 	TimestampTz started_at;
 } SmPendingMove;
 
@@ -670,6 +671,7 @@ queue_stage_move(const SmOp *op, const char *new_version, const char *old_versio
 	m->new_version_id = pstrdup(new_version);
 	m->old_version_id = pstrdup(old_version);
 	m->executed_by = pstrdup(op->executed_by);
+	m->via = op->via;
 	m->started_at = op->started_at;
 	pending_moves = lappend(pending_moves, m);
 	MemoryContextSwitchTo(old);
@@ -722,7 +724,7 @@ move_stage(SmPendingMove *m)
 		row.previous_version_id = m->old_version_id;
 		row.strategy = m->strategy;
 		row.step = "finishSecret";
-		row.via = "sql";
+		row.via = m->via;
 		row.started_at = m->started_at;
 		row.executed_by = m->executed_by;
 		record_failure(&row, edata, "rotate", m->started_at);
@@ -909,13 +911,16 @@ rotate_body(SmOp *op)
 	op->result_text = new_version;
 }
 
-/* The whole rotation of secret_id; returns the new VersionId. */
+/*
+ * The whole rotation of secret_id; returns the new VersionId.  via is what
+ * history records as the caller: "sql" or "scheduler" (a static string).
+ */
 char *
-sm_rotation_rotate(const char *secret_id)
+sm_rotation_rotate(const char *secret_id, const char *via)
 {
 	SmOp	   *op;
 
-	op = op_begin("rotate", "secretsmgr_rotate", "sql", secret_id, "createSecret");
+	op = op_begin("rotate", "secretsmgr_rotate", via, secret_id, "createSecret");
 	refuse_read_only(op);
 	run_recorded(op, rotate_body);
 	/* counted as succeeded once the stage has moved, at pre-commit */

@@ -10,9 +10,10 @@
 
 /*
  * Rotate the secret's role end to end (createSecret, setSecret, testSecret;
- * finishSecret at pre-commit).  Returns the new VersionId.
+ * finishSecret at pre-commit).  Returns the new VersionId.  via ("sql",
+ * "scheduler") is recorded in the history.
  */
-extern char *sm_rotation_rotate(const char *secret_id);
+extern char *sm_rotation_rotate(const char *secret_id, const char *via);
 
 /* The Lambda's setSecret: apply the AWSPENDING version named by token. */
 extern void sm_rotation_set_secret(const char *secret_id, const char *token);

@@ -171,7 +171,7 @@ secretsmgr_rotate(PG_FUNCTION_ARGS)
 {
 	char	   *secret_id = secret_id_arg(fcinfo);
 
-	PG_RETURN_TEXT_P(cstring_to_text(sm_rotation_rotate(secret_id)));
+	PG_RETURN_TEXT_P(cstring_to_text(sm_rotation_rotate(secret_id, "sql")));
 }
 
 /*
