@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_authid.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -657,6 +658,14 @@ secretsmgr_rotate_due(PG_FUNCTION_ARGS)
 	List	   *rows;
 	List	   *due = NIL;
 	ListCell   *lc;
+
+	if (RecoveryInProgress() || XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot execute secretsmgr_rotate_due() %s",
+						RecoveryInProgress() ? "during recovery" : "in a read-only transaction"),
+				 errdetail("Rotation changes role passwords."),
+				 errhint("Schedule it on the primary, in a read-write transaction.")));
 
 	InitMaterializedSRF(fcinfo, 0);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
