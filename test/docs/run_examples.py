@@ -11,6 +11,7 @@ Directives, in HTML comments (invisible when rendered):
   <!-- docs-test: secret NAME {json} -->  a secret (a random password is added
                                           when the JSON has none)
   <!-- docs-test: role NAME OPTIONS; role NAME2 OPTIONS -->
+  <!-- docs-test: setup SQL -->           run (hidden) before the page's blocks
   <!-- docs-test: error SQLSTATE -->     the next block must fail with it
   <!-- docs-test: skip -->               the next block is not SQL to run
 Prints one line per block, then "N passed, N failed".
@@ -50,7 +51,7 @@ def parse(path):
         m = DIRECTIVE.search(line)
         if m:
             d = m.group(1)
-            if d.startswith("secret ") or d.startswith("role "):
+            if d.startswith("secret ") or d.startswith("role ") or d.startswith("setup "):
                 fixtures.append(d)
             else:
                 pending = d
@@ -81,7 +82,7 @@ def set_up(fixtures):
             value = json.loads(doc)
             value.setdefault("password", secrets.token_urlsafe(18))
             smctl("create", name, json.dumps(value))
-        else:
+        elif d.startswith("role "):
             for spec in d.split(";"):
                 spec = spec.strip()
                 if spec.startswith("role "):
@@ -113,6 +114,9 @@ def main():
             psql("CREATE EXTENSION secretsmgr;", db=db)
         try:
             set_up(fixtures)
+            for d in fixtures:
+                if d.startswith("setup "):
+                    psql(d[len("setup "):] + ";", db=db)
             for directive, sql, line in blocks:
                 where = "%s:%d" % (rel, line)
                 if directive == "skip":
