@@ -31,7 +31,9 @@
  *   TopMemoryContext and are scrubbed field by field; per-call copies are
  *   secret buffers (sm_secret_alloc) of the caller's context; the file read
  *   buffer and endpoint responses are secret buffers too, and jansson zeroes
- *   its blocks on free (secretsmgr.c).
+ *   its blocks on free (secretsmgr.c).  The documents and the file are
+ *   parsed by parse.c (no PostgreSQL header, fuzzed on its own), whose
+ *   malloc'd copies are zeroed as soon as they are copied here.
  *
  * - No key, token, response body or file content reaches an error message or
  *   a log line.  Errors name the source, the setting or variable, the HTTP
@@ -63,6 +65,7 @@
 
 #include "credentials.h"
 #include "http.h"
+#include "parse.h"
 #include "secretsmgr.h"
 
 /* Largest shared credentials file read. */
@@ -124,16 +127,6 @@ typedef struct SmFetchFailure
 	char		detail[512];	/* a full sentence */
 } SmFetchFailure;
 
-/* Outcome of looking a profile up in the shared credentials file. */
-typedef enum SmFileResult
-{
-	SM_FILE_ABSENT,				/* no such file */
-	SM_FILE_NO_PROFILE,			/* file has no section of that name */
-	SM_FILE_NO_KEYS,			/* section has neither key */
-	SM_FILE_PARTIAL,			/* section has one key of the two */
-	SM_FILE_FOUND
-} SmFileResult;
-
 /* Kept temporary credentials (container or instance metadata). */
 typedef struct SmTempCache
 {
@@ -155,7 +148,7 @@ typedef struct SmFileCache
 	off_t		size;
 	time_t		mtime;
 	time_t		ctime;
-	SmFileResult result;
+	SmCredFileResult result;
 	SmCredValues v;				/* strings in cred_context */
 } SmFileCache;
 
@@ -247,31 +240,13 @@ file_cache_clear(void)
 	file_cache.valid = false;
 }
 
-/*
- * Is a credential string well formed: printable ASCII without spaces, of a
- * sane length?  The values end up in HTTP headers, so this also keeps CR/LF
- * out of them.
- */
-static bool
-credential_text_ok(const char *s)
-{
-	size_t		n = 0;
-
-	for (; *s; s++, n++)
-	{
-		if (*s <= 0x20 || *s >= 0x7f)
-			return false;
-	}
-	return n > 0 && n <= 8192;
-}
-
 /* Check the three values of one source, raising an error naming it. */
 static void
 validate_values(const SmCredValues *v, const char *source_desc)
 {
-	if (!credential_text_ok(v->access_key_id) ||
-		!credential_text_ok(v->secret_access_key) ||
-		(v->session_token != NULL && !credential_text_ok(v->session_token)))
+	if (!sm_parse_credential_text_ok(v->access_key_id) ||
+		!sm_parse_credential_text_ok(v->secret_access_key) ||
+		(v->session_token != NULL && !sm_parse_credential_text_ok(v->session_token)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("malformed AWS credentials in %s", source_desc),
@@ -408,122 +383,21 @@ shared_file_profile(const char **named_by)
 	return "default";
 }
 
-/* Trim ASCII whitespace at both ends of s, in place. */
-static char *
-trim(char *s)
-{
-	char	   *end;
-
-	while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n' ||
-		   *s == '\f' || *s == '\v')
-		s++;
-	end = s + strlen(s);
-	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
-					   end[-1] == '\n' || end[-1] == '\f' || end[-1] == '\v'))
-		*--end = '\0';
-	return s;
-}
-
-/*
- * Parse an INI buffer (modified in place) the way botocore's configparser
- * does for the credentials file: "[name]" sections, "key = value" or
- * "key: value", whole-line comments with '#' or ';', keys compared without
- * case.  Points the values of profile's section into buf.
- */
-static SmFileResult
-parse_credentials_file(char *buf, const char *profile, SmCredValues *v)
-{
-	bool		found = false;
-	bool		in_section = false;
-	char	   *line = buf;
-
-	memset(v, 0, sizeof(*v));
-
-	while (line != NULL)
-	{
-		char	   *next = strchr(line, '\n');
-		char	   *s;
-
-		if (next != NULL)
-			*next++ = '\0';
-		s = trim(line);
-		line = next;
-
-		if (s[0] == '\0' || s[0] == '#' || s[0] == ';')
-			continue;
-
-		if (s[0] == '[')
-		{
-			char	   *close = strrchr(s, ']');
-
-			if (close == NULL)
-			{
-				in_section = false;
-				continue;
-			}
-			*close = '\0';
-			in_section = (strcmp(trim(s + 1), profile) == 0);
-			if (in_section)
-				found = true;
-			continue;
-		}
-
-		if (in_section)
-		{
-			char	   *eq = strchr(s, '=');
-			char	   *colon = strchr(s, ':');
-			char	   *sep = eq;
-			char	   *key;
-			char	   *value;
-
-			if (sep == NULL || (colon != NULL && colon < sep))
-				sep = colon;
-			if (sep == NULL)
-				continue;
-			*sep = '\0';
-			key = trim(s);
-			value = trim(sep + 1);
-
-			if (pg_strcasecmp(key, "aws_access_key_id") == 0)
-				v->access_key_id = value;
-			else if (pg_strcasecmp(key, "aws_secret_access_key") == 0)
-				v->secret_access_key = value;
-			else if (pg_strcasecmp(key, "aws_session_token") == 0)
-				v->session_token = value;
-		}
-	}
-
-	if (v->access_key_id && v->access_key_id[0] == '\0')
-		v->access_key_id = NULL;
-	if (v->secret_access_key && v->secret_access_key[0] == '\0')
-		v->secret_access_key = NULL;
-	if (v->session_token && v->session_token[0] == '\0')
-		v->session_token = NULL;
-
-	if (!found)
-		return SM_FILE_NO_PROFILE;
-	if (v->access_key_id == NULL && v->secret_access_key == NULL)
-		return SM_FILE_NO_KEYS;
-	if (v->access_key_id == NULL || v->secret_access_key == NULL)
-		return SM_FILE_PARTIAL;
-	return SM_FILE_FOUND;
-}
-
 /*
  * Look profile up in the shared credentials file at path, through the cache
  * when the file has not changed.  A missing file is SM_FILE_ABSENT; a file
  * that exists but cannot be read is an error.  On SM_FILE_FOUND, *v points
  * at the cached strings (valid until the next lookup).
  */
-static SmFileResult
+static SmCredFileResult
 shared_file_lookup(const char *path, const char *profile, SmCredValues *v)
 {
 	struct stat st;
 	int			fd;
 	char	   *buf;
 	size_t		len = 0;
-	SmCredValues parsed;
-	SmFileResult result;
+	SmCredFileValues parsed;
+	SmCredFileResult result;
 	MemoryContext oldcxt;
 
 	memset(v, 0, sizeof(*v));
@@ -604,7 +478,7 @@ shared_file_lookup(const char *path, const char *profile, SmCredValues *v)
 	CloseTransientFile(fd);
 	buf[len] = '\0';
 
-	result = parse_credentials_file(buf, profile, &parsed);
+	result = sm_parse_credentials_file(buf, profile, &parsed);
 
 	/* keep what was found, keyed on what the file was when read */
 	file_cache_clear();
@@ -647,7 +521,7 @@ from_shared_file(SmCredentials *out, StringInfo tried)
 	const char *named_by;
 	const char *profile = shared_file_profile(&named_by);
 	SmCredValues v;
-	SmFileResult result;
+	SmCredFileResult result;
 	char	   *desc;
 
 	if (path == NULL)
@@ -718,169 +592,35 @@ from_shared_file(SmCredentials *out, StringInfo tried)
 	return true;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64
-days_from_civil(int y, int m, int d)
-{
-	int			era;
-	int			yoe;
-	int			doy;
-	int			doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return (int64) era * 146097 + doe - 719468;
-}
-
-/* Read exactly n digits at *p into *val, advancing *p. */
-static bool
-read_digits(const char **p, int n, int *val)
-{
-	int			v = 0;
-
-	while (n-- > 0)
-	{
-		if (**p < '0' || **p > '9')
-			return false;
-		v = v * 10 + (**p - '0');
-		(*p)++;
-	}
-	*val = v;
-	return true;
-}
-
 /*
- * Parse an ISO 8601 UTC time as the credential endpoints send it:
- * "YYYY-MM-DDTHH:MM:SSZ", optionally with fractional seconds and with a
- * numeric offset ("+00:00") instead of "Z".
- */
-static bool
-parse_iso8601(const char *s, time_t *out)
-{
-	const char *p = s;
-	int			y,
-				mo,
-				d,
-				h,
-				mi,
-				sec;
-	int			off = 0;
-
-	if (!read_digits(&p, 4, &y) || *p++ != '-' ||
-		!read_digits(&p, 2, &mo) || *p++ != '-' ||
-		!read_digits(&p, 2, &d))
-		return false;
-	if (*p != 'T' && *p != 't' && *p != ' ')
-		return false;
-	p++;
-	if (!read_digits(&p, 2, &h) || *p++ != ':' ||
-		!read_digits(&p, 2, &mi) || *p++ != ':' ||
-		!read_digits(&p, 2, &sec))
-		return false;
-	if (*p == '.' || *p == ',')
-	{
-		p++;
-		if (*p < '0' || *p > '9')
-			return false;
-		while (*p >= '0' && *p <= '9')
-			p++;
-	}
-	if (*p == 'Z' || *p == 'z')
-		p++;
-	else if (*p == '+' || *p == '-')
-	{
-		int			sign = (*p == '-') ? -1 : 1;
-		int			oh,
-					om;
-
-		p++;
-		if (!read_digits(&p, 2, &oh))
-			return false;
-		if (*p == ':')
-			p++;
-		if (!read_digits(&p, 2, &om) || oh > 23 || om > 59)
-			return false;
-		off = sign * (oh * 3600 + om * 60);
-	}
-	else
-		return false;
-	if (*p != '\0')
-		return false;
-
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-		return false;
-
-	*out = (time_t) (days_from_civil(y, mo, d) * 86400 +
-					 h * 3600 + mi * 60 + sec - off);
-	return true;
-}
-
-/*
- * Parse a credentials document (container endpoint or instance metadata).
- * Returns NULL on success, else a reason that names fields, never values.
- * The strings are secret buffers of CurrentMemoryContext.
+ * Parse a credentials document (container endpoint or instance metadata)
+ * with parse.c.  Returns NULL on success, else a reason that names fields,
+ * never values.  The strings are secret buffers of CurrentMemoryContext.
  */
 static const char *
 parse_credentials_json(const char *body, size_t len, bool need_expiration,
 					   SmCredValues *v)
 {
-	json_t	   *root;
-	json_error_t jerr;
-	const char *id;
-	const char *secret;
-	const char *token;
-	const char *expiration;
-	const char *code;
-	const char *reason = NULL;
-	time_t		exp = 0;
+	SmParsedCreds pc;
+	const char *reason;
 
 	memset(v, 0, sizeof(*v));
-
-	/* jerr may quote the document: it is never reported */
-	root = json_loadb(body ? body : "", len, 0, &jerr);
-	if (root == NULL)
-		return "the response is not valid JSON";
-	if (!json_is_object(root))
+	reason = sm_parse_credentials_json(body, len, need_expiration, &pc);
+	if (reason != NULL)
+		return reason;
+	PG_TRY();
 	{
-		json_decref(root);
-		return "the response is not a JSON object";
+		v->access_key_id = sm_secret_strdup(pc.access_key_id);
+		v->secret_access_key = sm_secret_strdup(pc.secret_access_key);
+		v->session_token = pc.session_token ? sm_secret_strdup(pc.session_token) : NULL;
+		v->expiration = pc.expiration;
 	}
-
-	code = json_string_value(json_object_get(root, "Code"));
-	id = json_string_value(json_object_get(root, "AccessKeyId"));
-	secret = json_string_value(json_object_get(root, "SecretAccessKey"));
-	token = json_string_value(json_object_get(root, "Token"));
-	expiration = json_string_value(json_object_get(root, "Expiration"));
-
-	if (code != NULL && strcmp(code, "Success") != 0)
-		reason = "its \"Code\" is not \"Success\"";
-	else if (!nonempty(id))
-		reason = "it has no \"AccessKeyId\"";
-	else if (!nonempty(secret))
-		reason = "it has no \"SecretAccessKey\"";
-	else if (expiration == NULL && need_expiration)
-		reason = "it has no \"Expiration\"";
-	else if (expiration != NULL && !parse_iso8601(expiration, &exp))
-		reason = "its \"Expiration\" is not an ISO 8601 time";
-
-	if (reason == NULL)
+	PG_FINALLY();
 	{
-		v->access_key_id = sm_secret_strdup(id);
-		v->secret_access_key = sm_secret_strdup(secret);
-		v->session_token = nonempty(token) ? sm_secret_strdup(token) : NULL;
-		v->expiration = exp;
-		if (!credential_text_ok(v->access_key_id) ||
-			!credential_text_ok(v->secret_access_key) ||
-			(v->session_token && !credential_text_ok(v->session_token)))
-			reason = "a credential in it is empty, too long, or holds spaces or control characters";
+		sm_parsed_creds_free(&pc);
 	}
-
-	/* jansson zeroes its blocks on free */
-	json_decref(root);
-	return reason;
+	PG_END_TRY();
+	return NULL;
 }
 
 /* Fill a failure record with a printf-style detail sentence. */
@@ -1189,7 +929,7 @@ imds_fetch(SmCredValues *v, SmFetchFailure *f)
 		return false;
 	}
 	token = resp.body;			/* a secret buffer */
-	if (!credential_text_ok(token))
+	if (!sm_parse_credential_text_ok(token))
 	{
 		sm_http_response_free(&resp);
 		fetch_failed(f, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
@@ -1221,7 +961,7 @@ imds_fetch(SmCredValues *v, SmFetchFailure *f)
 	nl = strpbrk(role, "\r\n");
 	if (nl != NULL)
 		*nl = '\0';
-	role = trim(role);
+	role = sm_parse_trim(role);
 	if (!role_name_ok(role))
 	{
 		sm_secure_zero(token, strlen(token));
@@ -1483,7 +1223,7 @@ sm_credentials_source(void)
 		if (stat(path, &st) == 0)
 		{
 			SmCredValues v;
-			SmFileResult result = shared_file_lookup(path, profile, &v);
+			SmCredFileResult result = shared_file_lookup(path, profile, &v);
 
 			/* a profile with half a key pair stops the chain with an error */
 			if (result == SM_FILE_FOUND || result == SM_FILE_PARTIAL)

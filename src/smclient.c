@@ -15,7 +15,10 @@
  *   and the request id; AWS's own message goes to the server log only
  *   (errdetail_log), sanitised and bounded;
  * - request bodies (PutSecretValue carries a password) and response bodies
- *   live in scrubbed buffers (jansson's zeroing allocator, secret buffers).
+ *   live in scrubbed buffers (jansson's zeroing allocator, secret buffers);
+ * - response bodies are read by parse.c, which includes no PostgreSQL header
+ *   and is fuzzed on its own (test/fuzz/); what it extracts is copied here
+ *   into palloc'd memory and secret buffers, and its copies are zeroed.
  */
 #include "postgres.h"
 
@@ -39,6 +42,7 @@
 #include "compat.h"
 #include "credentials.h"
 #include "http.h"
+#include "parse.h"
 #include "secretsmgr.h"
 #include "sigv4.h"
 #include "smclient.h"
@@ -241,65 +245,30 @@ signing_key_forget(void)
 	sm_secure_zero(&signing_key_cache, sizeof(signing_key_cache));
 }
 
-/* Keep [A-Za-z0-9_.:-] of s, at most maxlen characters, as a palloc'd string. */
-static char *
-sanitize(const char *s, size_t maxlen)
-{
-	char	   *out = palloc(maxlen + 1);
-	size_t		n = 0;
-
-	for (; s && *s && n < maxlen; s++)
-	{
-		unsigned char c = (unsigned char) *s;
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			(c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-' || c == ':')
-			out[n++] = c;
-	}
-	out[n] = '\0';
-	return out;
-}
-
-/* AWS's message for the server log: printable ASCII, bounded. */
+/* Text for the server log: printable ASCII, bounded, palloc'd (or NULL). */
 static char *
 sanitize_message(const char *s)
 {
 	char	   *out;
-	size_t		n = 0;
+	char	   *copy;
 
 	if (s == NULL)
 		return NULL;
-	out = palloc(257);
-	for (; *s && n < 256; s++)
-		out[n++] = ((unsigned char) *s >= 0x20 && (unsigned char) *s < 0x7f) ? *s : '?';
-	out[n] = '\0';
-	return out;
-}
-
-/*
- * The error type of an AWS error body, as the SDKs read it: "__type", drop
- * anything after ':' and anything up to the last '#'.
- */
-static char *
-error_type_of(json_t *root)
-{
-	const char *t = json_string_value(json_object_get(root, "__type"));
-	const char *hash;
-	char	   *copy;
-	char	   *colon;
-
-	if (t == NULL)
-		t = json_string_value(json_object_get(root, "code"));
-	if (t == NULL)
-		return NULL;
-	hash = strrchr(t, '#');
-	if (hash)
-		t = hash + 1;
-	copy = pstrdup(t);
-	colon = strchr(copy, ':');
-	if (colon)
-		*colon = '\0';
-	return sanitize(copy, 96);
+	out = sm_parse_sanitize_message(s);
+	if (out == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	PG_TRY();
+	{
+		copy = pstrdup(out);
+	}
+	PG_FINALLY();
+	{
+		free(out);
+	}
+	PG_END_TRY();
+	return copy;
 }
 
 /* Is this failure worth another attempt (the SDKs' standard mode list)? */
@@ -486,11 +455,10 @@ attempt_call(const char *operation, const char *body, size_t body_len, SmAwsErro
 		return NULL;
 	}
 
-	root = json_loadb(resp.body ? resp.body : "", resp.body_len, JSON_REJECT_DUPLICATES, &jerr);
-	sm_http_response_free(&resp);
-
 	if (err->http_status == 200)
 	{
+		root = json_loadb(resp.body ? resp.body : "", resp.body_len, JSON_REJECT_DUPLICATES, &jerr);
+		sm_http_response_free(&resp);
 		if (root == NULL || !json_is_object(root))
 		{
 			if (root)
@@ -502,17 +470,26 @@ attempt_call(const char *operation, const char *body, size_t body_len, SmAwsErro
 	}
 
 	/* An error: AWS JSON if we can read it, else the HTTP status alone. */
-	if (root && json_is_object(root))
 	{
-		const char *msg = json_string_value(json_object_get(root, "message"));
+		SmParsedError pe;
+		int			rc = sm_parse_error_body(resp.body, resp.body_len, &pe);
 
-		if (msg == NULL)
-			msg = json_string_value(json_object_get(root, "Message"));
-		err->type = error_type_of(root);
-		err->message = sanitize_message(msg);
+		sm_http_response_free(&resp);
+		if (rc < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+		PG_TRY();
+		{
+			err->message = pe.message ? pstrdup(pe.message) : NULL;
+			err->type = pe.type ? pstrdup(pe.type) : NULL;
+		}
+		PG_FINALLY();
+		{
+			sm_parsed_error_free(&pe);
+		}
+		PG_END_TRY();
 	}
-	if (root)
-		json_decref(root);
 	if (err->type == NULL || err->type[0] == '\0')
 		err->type = psprintf("HTTP%ld", err->http_status);
 	return NULL;
@@ -779,30 +756,27 @@ dup_field(json_t *obj, const char *name)
 	return v ? pstrdup(v) : NULL;
 }
 
-/* Fill out from a GetSecretValue response (value in a secret buffer). */
+/*
+ * Fill out from a secret version parse.c extracted (value in a secret
+ * buffer); raise when it lacks what every version has.
+ */
 static void
-secret_value_from_json(json_t *root, SmSecretValue *out)
+secret_value_from_parsed(const SmParsedSecret *ps, SmSecretValue *out)
 {
-	json_t	   *s = json_object_get(root, "SecretString");
-	json_t	   *b = json_object_get(root, "SecretBinary");
-	json_t	   *stages = json_object_get(root, "VersionStages");
-	json_t	   *created = json_object_get(root, "CreatedDate");
-
 	memset(out, 0, sizeof(*out));
-	out->arn = dup_field(root, "ARN");
-	out->name = dup_field(root, "Name");
-	out->version_id = dup_field(root, "VersionId");
-	if (json_is_string(s))
-		out->secret_string = sm_secret_strndup(json_string_value(s), json_string_length(s));
-	else if (json_is_string(b))
+	out->arn = ps->arn ? pstrdup(ps->arn) : NULL;
+	out->name = ps->name ? pstrdup(ps->name) : NULL;
+	out->version_id = ps->version_id ? pstrdup(ps->version_id) : NULL;
+	if (ps->secret_string)
+		out->secret_string = sm_secret_strndup(ps->secret_string, ps->secret_string_len);
+	else if (ps->secret_binary_b64)
 	{
-		const char *enc = json_string_value(b);
-		int			enclen = (int) json_string_length(b);
+		int			enclen = (int) ps->secret_binary_b64_len;
 		int			maxlen = pg_b64_dec_len(enclen);
 		int			n;
 
 		out->secret_binary = sm_secret_alloc(maxlen + 1);
-		n = pg_b64_decode(enc, enclen, out->secret_binary, maxlen);
+		n = pg_b64_decode(ps->secret_binary_b64, enclen, out->secret_binary, maxlen);
 		if (n < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
@@ -815,20 +789,34 @@ secret_value_from_json(json_t *root, SmSecretValue *out)
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("malformed response from Secrets Manager to GetSecretValue"),
 				 errdetail("The response has no VersionId, or neither SecretString nor SecretBinary.")));
-	if (json_is_array(stages))
+	if (ps->stages)
 	{
-		size_t		i;
-		json_t	   *v;
-
-		out->stages = palloc0(sizeof(char *) * (json_array_size(stages) + 1));
-		json_array_foreach(stages, i, v)
-		{
-			if (json_is_string(v))
-				out->stages[out->nstages++] = pstrdup(json_string_value(v));
-		}
+		out->stages = palloc0(sizeof(char *) * (ps->nstages + 1));
+		for (int i = 0; i < ps->nstages; i++)
+			out->stages[out->nstages++] = pstrdup(ps->stages[i]);
 	}
-	if (json_is_number(created))
-		out->created_date = json_number_value(created);
+	out->created_date = ps->created_date;
+}
+
+/* Fill out from a GetSecretValue response (value in a secret buffer). */
+static void
+secret_value_from_json(json_t *root, SmSecretValue *out)
+{
+	SmParsedSecret ps;
+
+	if (sm_parse_secret_value(root, &ps) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	PG_TRY();
+	{
+		secret_value_from_parsed(&ps, out);
+	}
+	PG_FINALLY();
+	{
+		sm_parsed_secret_free(&ps);
+	}
+	PG_END_TRY();
 }
 
 /* The GetSecretValue request for (secret_id, stage, version_id). */
@@ -898,54 +886,37 @@ sm_client_get_secret_value(const char *secret_id, const char *version_stage,
 	sm_client_raise("GetSecretValue", &err, secret_id);
 }
 
-/* Does a returned secret (ARN and name) answer the requested id? */
-static bool
-batch_matches(json_t *v, const char *requested)
-{
-	const char *arn = json_string_value(json_object_get(v, "ARN"));
-	const char *name = json_string_value(json_object_get(v, "Name"));
-
-	return (arn && strcmp(arn, requested) == 0) ||
-		(name && strcmp(name, requested) == 0);
-}
-
 /* Match a BatchGetSecretValue response to the requested items. */
 static void
 batch_fill(json_t *root, SmBatchItem *items, int n)
 {
-	json_t	   *values = json_object_get(root, "SecretValues");
-	json_t	   *errors = json_object_get(root, "Errors");
-	json_t	   *v;
-	size_t		i;
+	const char *ids[SM_BATCH_MAX];
+	SmParsedBatchItem parsed[SM_BATCH_MAX];
 
-	json_array_foreach(values, i, v)
+	for (int k = 0; k < n; k++)
+		ids[k] = items[k].secret_id;
+	if (sm_parse_batch(root, ids, n, parsed) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	PG_TRY();
 	{
 		for (int k = 0; k < n; k++)
 		{
-			if (!items[k].found && items[k].error_code == NULL &&
-				batch_matches(v, items[k].secret_id))
+			if (parsed[k].found)
 			{
-				secret_value_from_json(v, &items[k].value);
+				secret_value_from_parsed(&parsed[k].value, &items[k].value);
 				items[k].found = true;
-				break;
 			}
+			else
+				items[k].error_code = pstrdup(parsed[k].error_code);
 		}
 	}
-	json_array_foreach(errors, i, v)
+	PG_FINALLY();
 	{
-		const char *sid = json_string_value(json_object_get(v, "SecretId"));
-		const char *code = json_string_value(json_object_get(v, "ErrorCode"));
-
-		for (int k = 0; sid && k < n; k++)
-		{
-			if (!items[k].found && items[k].error_code == NULL &&
-				strcmp(items[k].secret_id, sid) == 0)
-			{
-				items[k].error_code = sanitize(code ? code : "UnknownError", 96);
-				break;
-			}
-		}
+		sm_parsed_batch_free(parsed, n);
 	}
+	PG_END_TRY();
 }
 
 /* BatchGetSecretValue of up to SM_BATCH_MAX ids. */
@@ -978,10 +949,6 @@ sm_client_batch_get_secret_value(SmBatchItem *items, int n, SmAwsError *err)
 		json_decref(root);
 	}
 	PG_END_TRY();
-
-	for (int k = 0; k < n; k++)
-		if (!items[k].found && items[k].error_code == NULL)
-			items[k].error_code = pstrdup("NotReturned");
 	return true;
 }
 
