@@ -38,3 +38,24 @@ test/unit/test_sigv4: test/unit/test_sigv4.c src/sigv4.c src/sigv4.h
 	$(CC) -Wall -Wextra -Werror -O1 -g -Isrc -o $@ test/unit/test_sigv4.c src/sigv4.c -lcrypto
 bench:
 	test/bench/run
+
+# --- hostile input: libFuzzer targets (test/fuzz/, clang) ---------------------
+# `make fuzz` builds them and runs each for FUZZ_SECONDS; docs/reliability.md.
+FUZZ_CC ?= $(firstword $(shell command -v clang-14 clang 2>/dev/null) clang)
+FUZZ_SECONDS ?= 10
+FUZZ_TARGETS = fuzz_error_body fuzz_secret_value fuzz_credentials_json fuzz_credentials_file fuzz_sigv4
+FUZZ_FLAGS = -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -Wall -Wextra -Werror -I$(srcdir)/src
+EXTRA_CLEAN += test/fuzz/bin
+
+test/fuzz/bin/fuzz_sigv4: test/fuzz/fuzz_sigv4.c src/sigv4.c src/sigv4.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ test/fuzz/fuzz_sigv4.c src/sigv4.c -lcrypto
+test/fuzz/bin/%: test/fuzz/%.c src/parse.c src/parse.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< src/parse.c -ljansson
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(addprefix test/fuzz/bin/,$(FUZZ_TARGETS))
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) test/fuzz/run $(FUZZ_TARGETS)
