@@ -158,4 +158,218 @@ sub _escape
 	return $s;
 }
 
+# ---------------------------------------------------------------------------
+# Helpers of the reliability suites (050_fault_matrix, 060_concurrency,
+# 070_leak_audit).  The emulator's admin API is called from Perl directly
+# (no Python start per call); secret state is read from the emulator, never
+# through SQL text.
+
+use HTTP::Tiny;
+use JSON::PP ();
+use Time::HiRes ();
+
+my $admin_http;
+
+# One admin call: admin('GET', 'calls'), admin('POST', 'fault', {...}).
+# Returns the decoded JSON answer; dies on failure.
+sub admin
+{
+	my ($method, $path, $body) = @_;
+	$admin_http //= HTTP::Tiny->new(timeout => 60, keep_alive => 1);
+	my %req;
+	if (defined $body)
+	{
+		$req{content} = JSON::PP::encode_json($body);
+		$req{headers} = { 'Content-Type' => 'application/json' };
+	}
+	my $r = $admin_http->request($method, start_emulator() . "/_admin/$path", \%req);
+	die "emulator admin $method $path: $r->{status} $r->{content}\n"
+	  unless $r->{success};
+	return length($r->{content}) ? JSON::PP::decode_json($r->{content}) : {};
+}
+
+# Queue count faults for op: fault_on('PutSecretValue', 'hang', 2,
+# delay_ms => 3000, secret => 'app/x').
+sub fault_on
+{
+	my ($op, $fault, $count, %o) = @_;
+	my %body = (operation => $op, fault => $fault, count => $count // 1);
+	$body{delay_ms} = $o{delay_ms} if defined $o{delay_ms};
+	$body{secret_id} = $o{secret} if defined $o{secret};
+	admin('POST', 'fault', \%body);
+	return;
+}
+
+# Queue a fault so that it hits the n-th call of op (the earlier ones pass
+# through after 1 ms).
+sub fault_nth
+{
+	my ($op, $nth, $fault, $count, %o) = @_;
+	fault_on($op, 'delay', $nth - 1, delay_ms => 1, secret => $o{secret})
+	  if $nth > 1;
+	fault_on($op, $fault, $count, %o);
+	return;
+}
+
+# Faults, denies and call counters cleared (secrets kept).
+sub reset_emulator
+{
+	admin('POST', 'reset', {});
+	return;
+}
+
+# Calls that reached the emulator (signature checked) since the last reset.
+sub api_calls
+{
+	my ($op) = @_;
+	return admin('GET', 'calls')->{calls}{$op} // 0;
+}
+
+# The requests the emulator has answered since the last reset, in order:
+# a list of {op, secret_id, status}; a faulted one is "Op[fault]".
+sub answered_calls
+{
+	return @{ admin('GET', 'calls')->{recent} };
+}
+
+# Wait until op has been called n times (the n-th call may still be held
+# by a fault); false after timeout seconds.
+sub wait_for_call
+{
+	my ($op, $n, $timeout) = @_;
+	my $until = Time::HiRes::time() + ($timeout // 30);
+	while (Time::HiRes::time() < $until)
+	{
+		return 1 if api_calls($op) >= $n;
+		Time::HiRes::usleep(20_000);
+	}
+	return 0;
+}
+
+# Wait until the emulator has answered op n times normally (a delayed call
+# counts once it has been performed).
+sub wait_for_answer
+{
+	my ($op, $n, $timeout) = @_;
+	my $until = Time::HiRes::time() + ($timeout // 30);
+	while (Time::HiRes::time() < $until)
+	{
+		return 1 if (grep { $_->{op} eq $op } answered_calls()) >= $n;
+		Time::HiRes::usleep(20_000);
+	}
+	return 0;
+}
+
+sub _uri_escape
+{
+	my ($s) = @_;
+	$s =~ s/([^A-Za-z0-9._~-])/sprintf('%%%02X', ord($1))/ge;
+	return $s;
+}
+
+# The secret as the emulator holds it: {ARN, Name, Versions => [{VersionId,
+# VersionStages, SecretString | SecretBinary}, ...]}.
+sub secret_state
+{
+	my ($name) = @_;
+	return admin('GET', 'secret?id=' . _uri_escape($name));
+}
+
+# { VersionId => [stages] } of the versions that carry a label.
+sub stage_map
+{
+	my ($name) = @_;
+	my %m;
+	foreach my $v (@{ secret_state($name)->{Versions} })
+	{
+		$m{ $v->{VersionId} } = [ sort @{ $v->{VersionStages} } ]
+		  if @{ $v->{VersionStages} };
+	}
+	return \%m;
+}
+
+# (username, password, VersionId) of the version holding stage, from the
+# emulator; () when no version holds it.
+sub stage_creds
+{
+	my ($name, $stage) = @_;
+	$stage //= 'AWSCURRENT';
+	foreach my $v (@{ secret_state($name)->{Versions} })
+	{
+		next unless grep { $_ eq $stage } @{ $v->{VersionStages} };
+		my $doc = eval { JSON::PP::decode_json($v->{SecretString} // '') } // {};
+		return ($doc->{username}, $doc->{password}, $v->{VersionId});
+	}
+	return ();
+}
+
+# Does the version holding stage log in as the user it names?
+sub stage_logs_in
+{
+	my ($node, $name, $stage) = @_;
+	my ($user, $pw) = stage_creds($name, $stage);
+	return defined $pw && can_login($node, $user, $pw);
+}
+
+# Start psql in the background with one -c per element of $cmds (each its
+# own transaction, in one session).  Returns {h => harness, out => \$stdout,
+# err => \$stderr}; finish with $r->{h}->finish.
+sub start_psql
+{
+	my ($node, $cmds, %o) = @_;
+	my ($in, $out, $err) = ('', '', '');
+	my @cmd = ('psql', '-XAtq', '-d', $node->connstr('postgres'),
+		@{ $o{extra_params} // [] }, map { ('-c', $_) } @$cmds);
+	local %ENV = (%ENV, %{ $o{env} // {} });
+	my $h = IPC::Run::start(\@cmd, '<', \$in, '>', \$out, '2>', \$err);
+	return { h => $h, out => \$out, err => \$err };
+}
+
+# pid of the other backend whose current query contains $text; '' if none.
+sub backend_running
+{
+	my ($node, $text) = @_;
+	$text =~ s/'/''/g;
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+		  . "AND state = 'active' AND strpos(query, '$text') > 0 LIMIT 1");
+}
+
+# The source tree's docs/reliability.md (for SM_WRITE_DOCS): SM_WRITE_DOCS
+# itself when it names a file, else docs/reliability.md of the first of
+# SM_SOURCE_ROOT, the parent of the test directory and OLDPWD (test/run
+# starts prove from the source tree) that holds secretsmgr.control.
+sub docs_file
+{
+	my $w = $ENV{SM_WRITE_DOCS} // '';
+	return $w if $w ne '' && $w ne '1';
+	foreach my $d ($ENV{SM_SOURCE_ROOT}, test_root() . '/..', $ENV{OLDPWD})
+	{
+		return File::Spec->rel2abs("$d/docs/reliability.md")
+		  if defined $d && -f "$d/secretsmgr.control";
+	}
+	return undef;
+}
+
+# With SM_WRITE_DOCS set, replace the text between
+# "<!-- BEGIN generated: $section -->" and "<!-- END generated: $section -->"
+# in docs/reliability.md by $text.  Dies if the file or its markers are
+# missing, or it cannot be written.
+sub write_doc_section
+{
+	my ($section, $text) = @_;
+	return 0 unless $ENV{SM_WRITE_DOCS};
+	my $file = docs_file() or die "SM_WRITE_DOCS: docs/reliability.md not found\n";
+	my $doc = PostgreSQL::Test::Utils::slurp_file($file);
+	my $begin = "<!-- BEGIN generated: $section -->";
+	my $end = "<!-- END generated: $section -->";
+	$doc =~ s/\Q$begin\E.*?\Q$end\E/$begin\n$text\n$end/s
+	  or die "SM_WRITE_DOCS: no \"$begin\" ... \"$end\" in $file\n";
+	open(my $fh, '>', "$file.tmp") or die "SM_WRITE_DOCS: cannot write $file.tmp: $!\n";
+	print $fh $doc;
+	close($fh) or die "SM_WRITE_DOCS: cannot write $file.tmp: $!\n";
+	rename("$file.tmp", $file) or die "SM_WRITE_DOCS: cannot replace $file: $!\n";
+	return 1;
+}
+
 1;
