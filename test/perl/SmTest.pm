@@ -365,10 +365,9 @@ sub write_doc_section
 	my $end = "<!-- END generated: $section -->";
 	$doc =~ s/\Q$begin\E.*?\Q$end\E/$begin\n$text\n$end/s
 	  or die "SM_WRITE_DOCS: no \"$begin\" ... \"$end\" in $file\n";
-	open(my $fh, '>', "$file.tmp") or die "SM_WRITE_DOCS: cannot write $file.tmp: $!\n";
+	open(my $fh, '>', $file) or die "SM_WRITE_DOCS: cannot write $file: $!\n";
 	print $fh $doc;
-	close($fh) or die "SM_WRITE_DOCS: cannot write $file.tmp: $!\n";
-	rename("$file.tmp", $file) or die "SM_WRITE_DOCS: cannot replace $file: $!\n";
+	close($fh) or die "SM_WRITE_DOCS: cannot write $file: $!\n";
 	return 1;
 }
 
