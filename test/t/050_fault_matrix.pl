@@ -423,7 +423,7 @@ sub cell_text
 	return $t =~ /VIOLATION/ ? "**$t**" : $t;
 }
 
-my @md;
+my @md = (sprintf('Recorded %s.', scalar(gmtime()) . ' UTC'), '');
 foreach my $strategy ('single', 'alternating')
 {
 	push @md, "Strategy `$strategy`:", '';
@@ -440,7 +440,7 @@ my $elapsed = time() - $t_start;
 push @md,
   sprintf('Cases run: %d (%d calls × %d faults × 2 strategies%s); '
 	  . 'invariant held: %d directly, %d after one `secretsmgr_reconcile`, %d after one `secretsmgr_rotate`; '
-	  . 'violations: %d. Rotations that failed: %d; completed despite the fault: %d. '
+	  . 'violations: %d. Rotations that failed: %d; completed (statement_timeout does not reach the pre-commit stage move): %d. '
 	  . 'Run time %.0f s.',
 	$total{cases}, scalar(@calls), scalar(@columns),
 	($repeat > 1 ? " × $repeat rounds" : ''),

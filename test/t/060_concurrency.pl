@@ -173,19 +173,19 @@ sub after_race
 	if (SmTest::stage_logs_in($node, 'conc/race', 'AWSCURRENT'))
 	{
 		pass("$what: AWSCURRENT logs in");
-		return 'held';
+		return 'AWSCURRENT logs in';
 	}
 	my ($ret, $out, $err) = $node->psql('postgres', "SELECT secretsmgr_reconcile('conc/race')");
 	if ($ret == 0 && SmTest::stage_logs_in($node, 'conc/race', 'AWSCURRENT'))
 	{
 		pass("$what: AWSCURRENT logs in after secretsmgr_reconcile");
-		return 'reconcile';
+		return 'one secretsmgr_reconcile repairs it';
 	}
 	like($err, qr/ERROR:  .*(password|match)/, "$what: reconcile refuses to overwrite a manual password");
 	($ret, $out, $err) = $node->psql('postgres', "SELECT secretsmgr_rotate('conc/race')");
 	is($ret, 0, "$what: the next rotation succeeds") or diag($err);
 	ok(SmTest::stage_logs_in($node, 'conc/race', 'AWSCURRENT'), "$what: and AWSCURRENT logs in");
-	return 'rotate';
+	return 'reconcile refuses (no version matches the role\'s password), one secretsmgr_rotate repairs it';
 }
 
 # Wait until the backend running $text waits on a lock.
@@ -226,7 +226,7 @@ my %race;
 			'failed', "$what: the failure is in the history");
 	}
 	$race{$what} = ($err eq '' ? 'serialised' : 'failed: ' . ($err =~ /ERROR:  (\w+: [^\n]*)/)[0]);
-	$race{$what} .= ', then ' . after_race($what);
+	$race{$what} .= '; afterwards ' . after_race($what);
 }
 
 # 3b. A rotation first, uncommitted; the ALTER ROLE waits for it.
@@ -244,7 +244,7 @@ my %race;
 	my $err = ${ $m->{err} };
 	$race{$what} = ($err eq '' ? 'the ALTER ROLE serialised after the rotation'
 		: 'the ALTER ROLE failed: ' . ($err =~ /ERROR:  (\w+: [^\n]*)/)[0]);
-	$race{$what} .= ', then ' . after_race($what);
+	$race{$what} .= '; afterwards ' . after_race($what);
 }
 
 # 3c. A rotation first, uncommitted; DROP ROLE waits for it.
@@ -269,7 +269,7 @@ my %race;
 	{
 		$race{$what} = 'the DROP ROLE failed: ' . ($err =~ /ERROR:  (\w+: [^\n]*)/)[0];
 	}
-	$race{$what} .= ', then ' . after_race($what);
+	$race{$what} .= '; afterwards ' . after_race($what);
 }
 
 # 3d. DROP ROLE first, uncommitted; the rotation waits for it and then finds
@@ -298,7 +298,7 @@ my %race;
 	$race{$what} = 'failed: ' . (($err =~ /ERROR:  (\w+: [^\n]*)/)[0] // '?');
 	# the operator recreates the role
 	$node->safe_psql('postgres', 'CREATE ROLE conc_race LOGIN');
-	$race{$what} .= ', role recreated, then ' . after_race($what);
+	$race{$what} .= '; later rotations fail with 42704 until the role is created again; afterwards ' . after_race($what);
 }
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'no crash in the races');
 
@@ -363,7 +363,7 @@ storm('conc/storm_alt', 'alternating');
 my $log = slurp_file($node->logfile);
 unlike($log, qr/TRAP:|PANIC:|terminated by signal/, 'no backend crashed');
 
-my @md;
+my @md = (sprintf('Recorded %s.', scalar(gmtime()) . ' UTC'), '');
 push @md, '| sessions rotating one secret at once | single: all done in | alternating: all done in |',
   '|---|---|---|';
 push @md, map {
