@@ -14,7 +14,8 @@
  *    string, so no SQL text, log line, hook or error context ever holds the
  *    password.
  * 3. testSecret: the new password checked against the verifier now in
- *    pg_authid (verify.c).
+ *    pg_authid (verify.c): pg_authid must hold exactly the verifier built
+ *    from it in step 2, which proves it without a second PBKDF2.
  * 4. finishSecret: UpdateSecretVersionStage moving AWSCURRENT, queued and
  *    performed in an XACT_EVENT_PRE_COMMIT callback (as postgres_fdw commits
  *    remote transactions): the label moves only when the transaction is
@@ -394,18 +395,23 @@ require_usable_role(const char *role)
 /*
  * ALTER ROLE role PASSWORD '<SCRAM verifier built here>', run through
  * ProcessUtility() so audit hooks see it, with a redacted query string.
- * The plain password never reaches any SQL text.
+ * The plain password never reaches any SQL text.  Returns the verifier, in
+ * a secret buffer, for require_verified.
  */
-static void
+static char *
 set_role_password(const char *role, const char *password)
 {
+	char	   *built;
 	char	   *verifier;
 	AlterRoleStmt *stmt;
 	RoleSpec   *spec;
 	PlannedStmt *pstmt;
 	char	   *query;
 
-	verifier = pg_be_scram_build_secret(password);
+	built = pg_be_scram_build_secret(password);
+	verifier = sm_secret_strndup(built, strlen(built));
+	sm_secure_zero(built, strlen(built));
+	pfree(built);
 
 	spec = makeNode(RoleSpec);
 	spec->roletype = ROLESPEC_CSTRING;
@@ -430,14 +436,20 @@ set_role_password(const char *role, const char *password)
 				   None_Receiver, NULL);
 	CommandCounterIncrement();
 
-	sm_secure_zero(verifier, strlen(verifier));
+	return verifier;
 }
 
-/* The password must now log in as role, or the step failed. */
+/*
+ * The password must now log in as role, or the step failed.  verifier is
+ * what set_role_password built from it (zeroed here).
+ */
 static void
-require_verified(const SmOp *op, const char *role, const char *password)
+require_verified(const SmOp *op, const char *role, const char *password,
+				 char *verifier)
 {
-	SmVerifyResult r = sm_verify_password(role, password);
+	SmVerifyResult r = sm_verify_built_password(role, password, verifier);
+
+	sm_secure_zero(verifier, strlen(verifier));
 
 	if (r != SM_VERIFY_OK)
 		ereport(ERROR,
@@ -840,6 +852,7 @@ rotate_body(SmOp *op)
 	const char *new_user;
 	char	   *new_password = NULL;
 	char	   *new_version = NULL;
+	char	   *verifier;
 	bool		have_pending;
 
 	op->step = "createSecret";
@@ -891,10 +904,10 @@ rotate_body(SmOp *op)
 	op->new_version_id = pstrdup(new_version);
 
 	op->step = "setSecret";
-	set_role_password(new_user, new_password);
+	verifier = set_role_password(new_user, new_password);
 
 	op->step = "testSecret";
-	require_verified(op, new_user, new_password);
+	require_verified(op, new_user, new_password, verifier);
 	sm_secure_zero(new_password, strlen(new_password));
 
 	op->step = "finishSecret";
@@ -979,9 +992,11 @@ set_secret_body(SmOp *op)
 	}
 	else
 	{
+		char	   *verifier;
+
 		require_usable_role(pendc.username);
-		set_role_password(pendc.username, pendc.password);
-		require_verified(op, pendc.username, pendc.password);
+		verifier = set_role_password(pendc.username, pendc.password);
+		require_verified(op, pendc.username, pendc.password, verifier);
 		op->status = "succeeded";
 		invalidate_cached(op->given_id, op->binding.secret_id, op->binding.secret_arn);
 	}
@@ -1145,6 +1160,8 @@ reconcile_body(SmOp *op)
 	}
 	else
 	{
+		char	   *verifier;
+
 		if (r == SM_VERIFY_NO_ROLE || SM_VERIFY_PASSWORD_MATCHED(r))
 			require_usable_role(curc.username);
 
@@ -1181,8 +1198,8 @@ reconcile_body(SmOp *op)
 					 errhint("Store the role's password in the secret as AWSCURRENT, or run secretsmgr_rotate() to give the role a new password.")));
 
 		require_usable_role(curc.username);
-		set_role_password(curc.username, curc.password);
-		require_verified(op, curc.username, curc.password);
+		verifier = set_role_password(curc.username, curc.password);
+		require_verified(op, curc.username, curc.password, verifier);
 		ereport(NOTICE,
 				(errmsg("set the password of role \"%s\" to AWSCURRENT of secret \"%s\"",
 						curc.username, op->binding.secret_id),

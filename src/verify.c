@@ -7,6 +7,12 @@
  * password against a SCRAM-SHA-256 or MD5 verifier exactly as the
  * authentication code does.  Nothing here re-implements SCRAM or MD5.
  *
+ * sm_verify_built_password() is the rotation's testSecret: it checks a
+ * password whose verifier this backend has just built with PostgreSQL's
+ * pg_be_scram_build_secret() and stored, by comparing the stored verifier
+ * with the built one instead of running PBKDF2 over the password once more
+ * (the argument is at the function).
+ *
  * A CommandCounterIncrement() comes first, so the current transaction's own
  * ALTER ROLE (the rotation's setSecret step) is what gets checked.
  *
@@ -18,6 +24,7 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
+#include "common/scram-common.h"
 #include "libpq/crypt.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
@@ -25,6 +32,14 @@
 
 #include "secretsmgr.h"
 #include "verify.h"
+
+/*
+ * libpq/scram.h pulls in libpq-be.h and with it the GSSAPI headers, which
+ * this module does not need: declare the one function used (exported by the
+ * server; PostgreSQL 13 and older call it parse_scram_verifier).
+ */
+extern bool parse_scram_secret(const char *secret, int *iterations, char **salt,
+							   uint8 *stored_key, uint8 *server_key);
 
 /* Role state from its pg_authid row; *shadow gets a copy of rolpassword. */
 static SmVerifyResult
@@ -97,6 +112,88 @@ sm_verify_password(const char *role, const char *password)
 	sm_secure_zero(shadow, strlen(shadow));
 
 	if (rc != STATUS_OK)
+		return SM_VERIFY_MISMATCH;
+	return state;
+}
+
+/*
+ * Is shadow exactly the verifier built, and a SCRAM-SHA-256 secret that
+ * PostgreSQL's own parser accepts?  Zeroes what the parser handed back.
+ */
+static bool
+is_built_verifier(const char *shadow, const char *built)
+{
+	int			iterations = 0;
+	char	   *salt = NULL;
+	uint8		stored_key[SCRAM_KEY_LEN];
+	uint8		server_key[SCRAM_KEY_LEN];
+	bool		ok;
+
+	if (built == NULL || strcmp(shadow, built) != 0)
+		return false;
+	ok = get_password_type(shadow) == PASSWORD_TYPE_SCRAM_SHA_256 &&
+		parse_scram_secret(shadow, &iterations, &salt, stored_key, server_key) &&
+		iterations > 0 && salt != NULL && salt[0] != '\0';
+	sm_secure_zero(stored_key, sizeof(stored_key));
+	sm_secure_zero(server_key, sizeof(server_key));
+	if (salt)
+		pfree(salt);
+	return ok;
+}
+
+/*
+ * As sm_verify_password, for a password whose verifier this backend has
+ * just built with pg_be_scram_build_secret(password) and handed to
+ * ALTER ROLE: built is that verifier string.
+ *
+ * Why comparing verifiers proves the password, without a second PBKDF2:
+ *
+ * - built is what PostgreSQL's own code derives from this password: SASLprep
+ *   (the raw password when SASLprep refuses it), a random salt, the
+ *   iteration count, SaltedPassword = PBKDF2-HMAC-SHA-256
+ *   (scram_SaltedPassword), StoredKey = H(HMAC(SaltedPassword, "Client
+ *   Key")), ServerKey = HMAC(SaltedPassword, "Server Key"), in the
+ *   "SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>" form.  It is
+ *   the very string ALTER ROLE ... PASSWORD '<plain>' would have stored.
+ * - Whether a password logs in depends only on the stored string: SCRAM
+ *   authentication and plain_crypt_verify() parse iterations, salt,
+ *   StoredKey and ServerKey out of it (parse_scram_secret) and re-derive the
+ *   keys from the offered password with the same deterministic functions,
+ *   the same salt and the same iteration count.
+ * - So when pg_authid now holds built byte for byte, and PostgreSQL's
+ *   parser accepts it as a SCRAM-SHA-256 secret, that re-derivation yields
+ *   the stored keys for this password: plain_crypt_verify() would return
+ *   STATUS_OK.  Running it would only repeat the 4096-iteration PBKDF2 that
+ *   produced built.
+ * - What the check exists to catch is still caught: anything that left
+ *   pg_authid holding something else (ALTER ROLE clearing the password as
+ *   empty, a hook that rewrote the statement, a concurrent change) fails
+ *   the comparison.  The role's login state is checked as always.
+ *
+ * When the stored verifier is not built (e.g. an MD5 verifier, or one a
+ * hook re-salted), the answer comes from plain_crypt_verify() as in
+ * sm_verify_password: this function never answers differently from it.
+ */
+SmVerifyResult
+sm_verify_built_password(const char *role, const char *password,
+						 const char *built)
+{
+	SmVerifyResult state;
+	char	   *shadow;
+	const char *logdetail = NULL;
+	bool		matched;
+
+	state = read_role(role, &shadow);
+	if (state == SM_VERIFY_NO_ROLE)
+		return state;
+	if (shadow == NULL || shadow[0] == '\0')
+		return SM_VERIFY_NO_PASSWORD;
+
+	matched = is_built_verifier(shadow, built) ||
+		plain_crypt_verify(role, shadow, password, &logdetail) == STATUS_OK;
+	sm_secure_zero(shadow, strlen(shadow));
+
+	if (!matched)
 		return SM_VERIFY_MISMATCH;
 	return state;
 }

@@ -26,6 +26,15 @@ typedef enum SmVerifyResult
 extern SmVerifyResult sm_verify_password(const char *role, const char *password);
 
 /*
+ * The same answer for a password whose SCRAM verifier this backend built
+ * with pg_be_scram_build_secret() and stored in this transaction: built is
+ * that verifier.  When pg_authid holds exactly it, the password is proved
+ * without another PBKDF2 (see verify.c); otherwise as sm_verify_password.
+ */
+extern SmVerifyResult sm_verify_built_password(const char *role, const char *password,
+											   const char *built);
+
+/*
  * Could role log in at all (exists, LOGIN, not past rolvaliduntil)?
  * Returns SM_VERIFY_OK, NO_ROLE, CANNOT_LOGIN or EXPIRED.
  */
