@@ -362,6 +362,9 @@ storm('conc/storm_alt', 'alternating');
 # ---------------------------------------------------------------------------
 my $log = slurp_file($node->logfile);
 unlike($log, qr/TRAP:|PANIC:|terminated by signal/, 'no backend crashed');
+my @values = grep { length($_) >= 8 } split /\n/, SmTest::smctl('secret-values');
+is(scalar(grep { index($log, $_) >= 0 } @values), 0,
+	'no password of the ' . scalar(@values) . ' the emulator stored is in the server log');
 
 my @md = (sprintf('Recorded %s.', scalar(gmtime()) . ' UTC'), '');
 push @md, '| sessions rotating one secret at once | single: all done in | alternating: all done in |',
