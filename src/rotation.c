@@ -47,19 +47,27 @@
 
 #include "smjson.h"
 
+#include "access/heapam.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_authid.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "tcop/dest.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "cache.h"
@@ -365,11 +373,70 @@ next_user(const SmBinding *b, const char *current_user_name)
 	return strcmp(current_user_name, b->role_name) == 0 ? b->clone_role : b->role_name;
 }
 
-/* The role must exist, log in and stay unprivileged before it changes. */
+/*
+ * Serialise with any other transaction changing or dropping role, until
+ * this one ends: take the role's object lock (DROP ROLE holds it) and a row
+ * lock on its pg_authid row (a concurrent ALTER ROLE holds that row until
+ * it ends), waiting for such a transaction and then reading the row it
+ * left.  Without this, ALTER ROLE after such a wait fails with PostgreSQL's
+ * internal "tuple concurrently updated" or "deleted" (XX000); with it, the
+ * rotation goes on from the committed state: a dropped role is reported as
+ * missing, a password set by hand is replaced.  A role that does not exist
+ * is left to the caller's check.
+ */
+static void
+lock_role(const char *role)
+{
+	Oid			roleid = get_role_oid(role, true);
+	Relation	rel;
+
+	if (!OidIsValid(roleid))
+		return;
+	LockSharedObject(AuthIdRelationId, roleid, 0, RowExclusiveLock);
+
+	rel = table_open(AuthIdRelationId, RowExclusiveLock);
+	for (;;)
+	{
+		HeapTuple	tup;
+		HeapTupleData locktup;
+		Buffer		buf;
+		TM_FailureData tmfd;
+		TM_Result	res;
+
+		CHECK_FOR_INTERRUPTS();
+		tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(roleid));
+		if (!HeapTupleIsValid(tup))
+			break;				/* dropped meanwhile */
+		locktup.t_self = tup->t_self;
+		ReleaseSysCache(tup);
+
+		res = heap_lock_tuple(rel, &locktup, GetCurrentCommandId(true),
+							  LockTupleNoKeyExclusive, LockWaitBlock, false,
+							  &buf, &tmfd);
+		ReleaseBuffer(buf);
+		if (res == TM_Ok || res == TM_SelfModified)
+			break;
+		if (res != TM_Updated && res != TM_Deleted)
+			elog(ERROR, "could not lock the pg_authid row of role \"%s\": result %d",
+				 role, (int) res);
+		/* another transaction changed the role and committed: re-read it */
+		AcceptInvalidationMessages();
+	}
+	table_close(rel, NoLock);
+}
+
+/*
+ * The role must exist, log in and stay unprivileged before it changes.
+ * Locks it first (lock_role), so the checks see what any concurrent change
+ * of the role left.
+ */
 static void
 require_usable_role(const char *role)
 {
-	SmVerifyResult r = sm_verify_role_usable(role);
+	SmVerifyResult r;
+
+	lock_role(role);
+	r = sm_verify_role_usable(role);
 
 	if (r == SM_VERIFY_NO_ROLE)
 		ereport(ERROR,
