@@ -59,3 +59,21 @@ test/fuzz/bin/%: test/fuzz/%.c src/parse.c src/parse.h
 fuzz-build: $(addprefix test/fuzz/bin/,$(FUZZ_TARGETS))
 fuzz: fuzz-build
 	FUZZ_SECONDS=$(FUZZ_SECONDS) test/fuzz/run $(FUZZ_TARGETS)
+
+# --- sanitizers and memory (test/sanitize/; docs/reliability.md) -------------
+# `make SANITIZE=1` builds the module with AddressSanitizer and
+# UndefinedBehaviorSanitizer; it loads only into a server started with the
+# ASan runtime preloaded, which test/sanitize/run arranges in a private copy
+# of the server tree.  `make sanitize` runs the regress (and TAP) suites that
+# way, `make memcheck` a subset under valgrind and the memory flatness run.
+ifdef SANITIZE
+override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+SHLIB_LINK += -fsanitize=address,undefined
+endif
+
+.PHONY: sanitize memcheck
+sanitize:
+	test/sanitize/run
+memcheck:
+	test/sanitize/valgrind
+	test/sanitize/memflat
