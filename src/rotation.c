@@ -998,13 +998,30 @@ rotate_body(SmOp *op)
 char *
 sm_rotation_rotate(const char *secret_id, const char *via)
 {
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext cxt;
 	SmOp	   *op;
+	char	   *version;
+
+	/*
+	 * Everything the rotation allocates (the values read, the verifier,
+	 * registry reads, ALTER ROLE's own work) goes when it returns, secret
+	 * buffers zeroed: secretsmgr_rotate_due() calls this once per due
+	 * secret within one function call.  On error the context is left to the
+	 * caller's, which ends with the statement.
+	 */
+	cxt = AllocSetContextCreate(caller, "secretsmgr rotation", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(cxt);
 
 	op = op_begin("rotate", "secretsmgr_rotate", via, secret_id, "createSecret");
 	refuse_read_only(op);
 	run_recorded(op, rotate_body);
 	/* counted as succeeded once the stage has moved, at pre-commit */
-	return op->result_text;
+
+	MemoryContextSwitchTo(caller);
+	version = pstrdup(op->result_text);
+	MemoryContextDelete(cxt);
+	return version;
 }
 
 /*
