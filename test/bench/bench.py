@@ -10,6 +10,10 @@ emulator; timings are medians over several runs.  No password is printed.
 
 Adding a row: write a function that appends Row(...) objects to ROWS (and
 method text to METHODS), and call it from main().
+
+Optional tools: perf (uprobes count PostgreSQL's PBKDF2 calls per rotation)
+and strace (connects on a warm path); without them those figures say "not
+measured".
 """
 
 import argparse
@@ -23,16 +27,21 @@ import json
 import os
 import platform
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
-import urllib.request
+import uuid
 
 import boto3
 import botocore
 import psycopg2
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -45,7 +54,20 @@ UNCACHED_BATCH = 400            # 5 x 400 = 2,000 calls per method
 ROTATIONS = 60
 ROTATION_WARMUP = 3
 FLOOR_TXNS = 50
-CACHED_TARGET_US = 5.0          # issue 2
+REF_ROTATIONS = 20              # reference-Lambda-style rotations
+FLEET = 1000                    # managed roles in the fleet
+FLEET_BATCH = 100               # due per secretsmgr_rotate_due() call
+MEM_READS = 100_000             # cached reads in the memory row
+MEM_UNCACHED = 2_000            # uncached reads in the memory row
+
+# issue 6's targets
+CACHED_TARGET_US = 5.0
+CACHED_TARGET_X = 3.0           # × the trivial-function floor
+UNCACHED_TARGET_X = 3.0         # × faster than boto3
+SHARE_TARGET_US = 100.0
+ROTATION_REF_TARGET_X = 10.0    # × faster than the reference Lambda
+ROTATION_FLOOR_TARGET_X = 2.0   # × the floor
+FLEET_TARGET_S = 30.0
 
 
 class Row:
@@ -70,6 +92,8 @@ class Row:
             if v >= 1:
                 return "%.2f %s" % (v, self.unit)
             return "%.3f %s" % (v, self.unit)
+        if self.theirs is None and self.against == "—":
+            return [self.name, fmt(self.ours), "—", "—", "—", self.target]
         if self.ours is None or self.theirs is None or self.theirs <= 0:
             ratio = "—"
         else:
@@ -81,6 +105,7 @@ class Row:
 ROWS = []
 METHODS = []
 NOTES = []
+RESULTS = {}                    # figures one section hands to another
 HEADER = ["measurement", "secretsmgr", "compared with", "that figure",
           "ratio (secretsmgr ÷ that)", "target"]
 
@@ -181,6 +206,149 @@ def scram_verifier(password, iterations=4096):
 
 def med(xs):
     return statistics.median(xs) if xs else None
+
+
+def backend_pid(cur):
+    return q1(cur, "SELECT pg_backend_pid()")
+
+
+def cpu_ns(pid):
+    """CPU time (user + system) a process has used, in ns: the scheduler's
+    own figure from /proc/<pid>/schedstat, else utime + stime."""
+    try:
+        with open("/proc/%d/schedstat" % pid) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1e9 / \
+            os.sysconf("SC_CLK_TCK")
+
+
+def rss_anon_kb(pid):
+    """Private anonymous memory of a process (palloc'd and malloc'd alike;
+    shared buffers are not in it), kB."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def syscall_counts(pid, work, names=("socket", "connect")):
+    """Calls of each syscall in names a process makes while work() runs
+    (strace -c attached to it), or None when strace is not there."""
+    try:
+        p = subprocess.Popen(["strace", "-c", "-e", "trace=" + ",".join(names),
+                              "-p", str(pid)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    except OSError:
+        work()
+        return None
+    time.sleep(0.5)                     # strace attaches
+    work()
+    p.send_signal(signal.SIGINT)
+    err = p.communicate()[1]
+    counts = {n: 0 for n in names}
+    for line in err.splitlines():
+        t = line.split()
+        if len(t) >= 5 and t[-1] in counts and t[3].isdigit():
+            counts[t[-1]] = int(t[3])
+    if "attached" not in err:
+        return None
+    return counts
+
+
+def contexts_kb(cur):
+    """Total of the backend's own memory contexts, kB."""
+    return float(q1(cur, "SELECT sum(total_bytes) / 1024.0 "
+                    "FROM pg_backend_memory_contexts"))
+
+
+class PeakRss(threading.Thread):
+    """Samples a process's RssAnon every 5 ms; .peak is the largest seen."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = rss_anon_kb(pid) or 0
+        self.samples = 0
+        self._halt = threading.Event()
+
+    def reset(self):
+        """Start a new peak from the current value; returns the old peak."""
+        old = self.peak
+        self.peak = rss_anon_kb(self.pid) or 0
+        return old
+
+    def run(self):
+        while not self._halt.is_set():
+            v = rss_anon_kb(self.pid)
+            if v is not None:
+                self.peak = max(self.peak, v)
+                self.samples += 1
+            time.sleep(0.005)
+
+    def stop(self):
+        self._halt.set()
+        self.join()
+        return self.peak
+
+
+class ProbeCount:
+    """Counts calls of a function of the PostgreSQL server in one backend
+    with a perf uprobe (perf stat -e probe_postgres:<func> -p <pid>).
+    Optional: stop() returns None when perf or uprobes are not there."""
+
+    BIN = "/usr/lib/postgresql/15/bin/postgres"
+
+    def __init__(self, func):
+        self.func = func
+        self.event = "probe_postgres:" + func
+        self.added = False
+        self.ok = False
+        try:
+            listed = subprocess.run(["perf", "probe", "-l"],
+                                    capture_output=True, text=True).stdout
+            if self.event not in listed:
+                r = subprocess.run(["perf", "probe", "-x", self.BIN, func],
+                                   capture_output=True, text=True)
+                self.added = r.returncode == 0
+                self.ok = self.added
+            else:
+                self.ok = True
+        except OSError:
+            pass
+
+    def start(self, pid):
+        self.proc = None
+        if not self.ok:
+            return
+        self.proc = subprocess.Popen(
+            ["perf", "stat", "-x,", "-e", self.event, "-p", str(pid)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.3)                 # perf attaches
+
+    def stop(self):
+        """The number of calls since start, or None."""
+        if self.proc is None:
+            return None
+        self.proc.send_signal(signal.SIGINT)
+        err = self.proc.communicate()[1]
+        for line in err.splitlines():
+            parts = line.split(",")
+            if len(parts) > 2 and parts[2] == self.event and \
+                    parts[0].isdigit():
+                return int(parts[0])
+        return None
+
+    def remove(self):
+        if self.added:
+            subprocess.run(["perf", "probe", "-d", self.event],
+                           capture_output=True)
 
 
 def p90(xs):
@@ -306,9 +474,12 @@ def bench_cached(url):
     o, f, b, t, p = med(ours), med(floor), med(bare), med(text), med(py)
     met = "met" if o <= CACHED_TARGET_US else \
         "missed by %.2f µs" % (o - CACHED_TARGET_US)
+    met_x = "met" if o <= CACHED_TARGET_X * f else \
+        "missed by %.2f×" % (o / f - CACHED_TARGET_X)
     ROWS.append(Row("cached read, per call (server-side loop)", o, "µs",
                     "trivial function `count(abs(i))`, same loop", f,
-                    "≤ %g µs: **%s**" % (CACHED_TARGET_US, met)))
+                    "≤ %g µs: **%s**; ≤ %g× floor: **%s**"
+                    % (CACHED_TARGET_US, met, CACHED_TARGET_X, met_x)))
     ROWS.append(Row("cached read, per call (server-side loop)", o, "µs",
                     "Python dict + TTL over boto3, per lookup", p))
     NOTES.append(
@@ -349,27 +520,37 @@ def bench_uncached(url, emulog):
         client.get_secret_value(SecretId="bench/app")
     server_loop_us(cur, "secretsmgr_get_secret('bench/app')", 50)
 
+    pid = backend_pid(cur)
     loop, query, boto = [], [], []
+    loop_cpu, boto_cpu = [], []
     emu_ours, emu_boto = [], []
     calls0 = emu_calls().get("GetSecretValue", 0)
     for _ in range(UNCACHED_BATCHES):
         m0 = emulog.mark()
+        c0 = cpu_ns(pid)
         loop.append(server_loop_us(cur, "secretsmgr_get_secret('bench/app')",
                                    UNCACHED_BATCH))
+        loop_cpu.append((cpu_ns(pid) - c0) / 1e3 / UNCACHED_BATCH)
         t0 = time.perf_counter()
         for _ in range(UNCACHED_BATCH):
             cur.execute("SELECT secretsmgr_get_secret('bench/app')")
             cur.fetchone()
         query.append((time.perf_counter() - t0) * 1e6 / UNCACHED_BATCH)
         m1 = emulog.mark()
+        c0 = time.process_time()
         t0 = time.perf_counter()
         for _ in range(UNCACHED_BATCH):
             client.get_secret_value(SecretId="bench/app")
         boto.append((time.perf_counter() - t0) * 1e6 / UNCACHED_BATCH)
+        boto_cpu.append((time.process_time() - c0) * 1e6 / UNCACHED_BATCH)
         m2 = emulog.mark()
         emu_ours += emulog.service_us(m0, m1, "GetSecretValue")
         emu_boto += emulog.service_us(m1, m2, "GetSecretValue")
     calls = emu_calls().get("GetSecretValue", 0) - calls0
+    # no new connection on a warm path: the backend's socket and connect
+    # calls over 200 more uncached reads (untimed; strace slows them)
+    warm = syscall_counts(pid, lambda: server_loop_us(
+        cur, "secretsmgr_get_secret('bench/app')", 200))
     conn.close()
 
     # a bare kept-alive HTTP round trip to the emulator (admin health check,
@@ -384,17 +565,63 @@ def bench_uncached(url, emulog):
             rtt.append((time.perf_counter() - t0) * 1e6)
     hc.close()
 
+    # the emulator's floor: one GetSecretValue signed once by botocore and
+    # replayed over a kept-alive http.client connection, so the client does
+    # next to nothing; its own CPU is measured and taken off
+    body = json.dumps({"SecretId": "bench/app", "VersionStage": "AWSCURRENT"})
+    areq = AWSRequest(method="POST", url=url + "/", data=body, headers={
+        "Content-Type": "application/x-amz-json-1.1",
+        "X-Amz-Target": "secretsmanager.GetSecretValue"})
+    SigV4Auth(Credentials(os.environ["SM_TEST_ACCESS_KEY"],
+                          os.environ["SM_TEST_SECRET_KEY"]),
+              "secretsmanager", "us-east-1").add_auth(areq)
+    headers = dict(areq.headers.items())
+    hc = http.client.HTTPConnection(url.split("//", 1)[1], timeout=10)
+    replay, replay_cpu = [], []
+    for b in range(UNCACHED_BATCHES + 1):
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        for _ in range(UNCACHED_BATCH):
+            hc.request("POST", "/", body=body, headers=headers)
+            r = hc.getresponse()
+            r.read()
+            if r.status != 200:
+                raise SystemExit("replayed GetSecretValue: HTTP %d" % r.status)
+        if b > 0:                       # the first batch warms up
+            replay.append((time.perf_counter() - t0) * 1e6 / UNCACHED_BATCH)
+            replay_cpu.append((time.process_time() - c0) * 1e6 /
+                              UNCACHED_BATCH)
+    hc.close()
+
     lo, qu, bo = med(loop), med(query), med(boto)
     eo, eb = med(emu_ours), med(emu_boto)
+    lc, bc = med(loop_cpu), med(boto_cpu)
+    rw, rc = med(replay), med(replay_cpu)
+    emu_floor = rw - rc             # a client that costs nothing
+    met = "met" if lo * UNCACHED_TARGET_X <= bo else \
+        "missed: %.2f× faster, not %g×" % (bo / lo, UNCACHED_TARGET_X)
     ROWS.append(Row("uncached read, per call (server-side loop)", lo, "µs",
-                    "boto3 `get_secret_value`, one client, keep-alive", bo))
+                    "boto3 `get_secret_value`, one client, keep-alive", bo,
+                    "≥ %g× faster: **%s**" % (UNCACHED_TARGET_X, met)))
+    ROWS.append(Row("uncached read, emulator floor (a client costing "
+                    "nothing)", emu_floor, "µs",
+                    "boto3 `get_secret_value`", bo,
+                    "bounds the ratio above"))
     ROWS.append(Row("uncached read, per call (one query per call from "
                     "psycopg2)", qu, "µs",
                     "boto3 `get_secret_value`", bo))
+    met = "met" if lc <= SHARE_TARGET_US else \
+        "missed by %.0f µs" % (lc - SHARE_TARGET_US)
+    ROWS.append(Row("uncached read, our share: backend CPU per call",
+                    lc, "µs", "boto3's share: its process CPU per call", bc,
+                    "≤ %g µs: **%s**" % (SHARE_TARGET_US, met)))
+    ROWS.append(Row("uncached read, our share: wall − emulator floor",
+                    lo - emu_floor, "µs", "boto3's: wall − emulator floor",
+                    bo - emu_floor))
     if eo is not None and eb is not None:
-        ROWS.append(Row("uncached read, our share (server-side loop − "
-                        "emulator service time)", lo - eo, "µs",
-                        "boto3's share (boto3 − emulator service time)",
+        ROWS.append(Row("uncached read, wall − emulator service time (its "
+                        "log)", lo - eo, "µs",
+                        "boto3's (boto3 − emulator service time)",
                         bo - eb))
     NOTES.append(
         "Uncached read: the emulator's median service time per "
@@ -406,9 +633,28 @@ def bench_uncached(url, emulog):
            len(emu_ours), len(emu_boto), calls, 3 * n, n)
         + " A bare kept-alive HTTP round trip to the emulator (`GET "
         "/_admin/health` from Python's http.client, no signature) takes "
-        "%.0f µs (median of %d): an upper bound of the emulator and "
-        "loopback time its service timer does not see, still inside both "
-        "shares." % (med(rtt), len(rtt)))
+        "%.0f µs (median of %d): emulator and loopback time its service "
+        "timer does not see." % (med(rtt), len(rtt))
+        + " A GetSecretValue signed once and replayed over one kept-alive "
+        "http.client connection takes %.0f µs of wall time, of which the "
+        "replaying client used %.0f µs of CPU: %.0f µs is the emulator's "
+        "floor, what a client costing nothing would wait. Against it, "
+        "boto3's %.0f µs allows at best %.1f× faster; %g× faster than "
+        "boto3 would need %.0f µs a call, %.0f µs above the floor for "
+        "everything the client does." % (
+            rw, rc, emu_floor, bo, bo / emu_floor, UNCACHED_TARGET_X,
+            bo / UNCACHED_TARGET_X, bo / UNCACHED_TARGET_X - emu_floor)
+        + " Our share measured as CPU: the backend (its scheduler "
+        "statistics, `/proc/<pid>/schedstat`, over the server-side loops) "
+        "used %.0f µs a call (runs: %s), all of it: executor, signing, "
+        "JSON, libcurl and the kernel's loopback TCP work; boto3's "
+        "process used %.0f µs. Warm path: over 200 more uncached reads "
+        "`strace -c` on the backend counted %s, so no new connection, DNS "
+        "lookup or TLS handshake (the credentials come from settings "
+        "here, so there is no credential fetch either)."
+        % (lc, ", ".join("%.0f" % x for x in loop_cpu), bc,
+           "not run (no strace)" if warm is None else
+           " and ".join("%d %s()" % (n, k) for k, n in sorted(warm.items()))))
     METHODS.append(
         "**Uncached read.** One session with `SET secretsmgr.cache_ttl = 0`, "
         "so every call is a signed GetSecretValue over the backend's "
@@ -420,12 +666,19 @@ def bench_uncached(url, emulog):
         "secretsmgr_get_secret('bench/app')` from psycopg2, timed by the "
         "client; (c) boto3 `get_secret_value` 400 times on one client "
         "(keep-alive). Each figure is the median of the 5 batch means. "
-        "**Our share** subtracts the emulator's median service time for "
-        "GetSecretValue, read from its log (`--log`, one line per request, "
-        "service time in µs) for the same batches. The emulator's timer "
-        "starts after http.server has read the request line and headers "
-        "and stops after the response is written, so both shares still "
-        "include that parsing and the loopback round trip.")
+        "**Our share**, three ways: (1) the backend's CPU time over the "
+        "server-side loop batches (`/proc/<pid>/schedstat`), against the "
+        "CPU time of the Python process over the boto3 batches "
+        "(`time.process_time`); (2) wall time less the emulator's floor, "
+        "a GetSecretValue signed once by botocore and replayed 400 times "
+        "in 5 batches over one kept-alive `http.client` connection, less "
+        "that client's own CPU time; (3) wall time less the emulator's "
+        "median service time for GetSecretValue, read from its log "
+        "(`--log`, one line per request, service time in µs) for the same "
+        "batches: the emulator's timer starts after http.server has read "
+        "the request line and headers and stops after the response is "
+        "written, so (3) still holds that parsing and the loopback round "
+        "trip, and is an upper bound. The target is assessed on (1).")
 
 
 # --- 3. rotation ------------------------------------------------------------
@@ -509,8 +762,19 @@ def bench_rotation(port, emulog):
         print("secretsmgr_rotate failed: " + error, flush=True)
 
     verified = None
+    pbkdf2_calls = None
     if error is None:
         verified = q1(cur, "SELECT secretsmgr_verify('bench/rot')")
+        # PBKDF2 passes per rotation: calls of PostgreSQL's
+        # scram_SaltedPassword in this backend over 10 more rotations
+        probe = ProbeCount("scram_SaltedPassword")
+        probe.start(backend_pid(cur))
+        for _ in range(10):
+            cur.execute("SELECT secretsmgr_rotate('bench/rot') IS NOT NULL")
+        n = probe.stop()
+        probe.remove()
+        if n is not None:
+            pbkdf2_calls = n / 10.0
 
     # floor: one SCRAM verifier build + one commit, in one round trip; the
     # same without PASSWORD, and ALTER ROLE with a verifier built here,
@@ -558,12 +822,29 @@ def bench_rotation(port, emulog):
                      for op, c in per_rot.items()) / 1000.0
         ft = med(floor_txn)
         floor = emu_ms + ft
+        RESULTS["rotation_emu_ms"] = emu_ms
+        RESULTS["rotation_ms"] = med(times)
+        RESULTS["rotation_floor_ms"] = floor
+        x = med(times) / floor
+        met = "met" if x <= ROTATION_FLOOR_TARGET_X else \
+            "missed by %.2f×" % (x - ROTATION_FLOOR_TARGET_X)
         ROWS.append(Row("rotation, `secretsmgr_rotate` per transaction "
                         "(median of %d)" % ROTATIONS, med(times), "ms",
                         "floor: emulator time of its API calls + SCRAM "
-                        "build + commit", floor))
+                        "build + commit", floor,
+                        "≤ %g× floor: **%s**" % (ROTATION_FLOOR_TARGET_X,
+                                                  met)))
         ROWS.append(Row("rotation, p90 of %d" % ROTATIONS, p90(times), "ms",
                         "floor", floor))
+        # what a rotation that never lets the plain password into
+        # PostgreSQL's statement path must pay: the floor plus the PBKDF2
+        # that ALTER ROLE runs over a pre-built verifier
+        alter_pbkdf2 = med(alter_txn) - med(alter_nopw)
+        bound = floor + alter_pbkdf2
+        RESULTS["rotation_bound_ms"] = bound
+        ROWS.append(Row("rotation, median", med(times), "ms",
+                        "bound: floor + ALTER ROLE's own PBKDF2 over a "
+                        "pre-built verifier", bound))
         NOTES.append(
             "Rotation: API calls per rotation (from `smctl calls` "
             "deltas over the %d timed rotations): %s; the emulator's median "
@@ -574,11 +855,18 @@ def bench_rotation(port, emulog):
             "… PASSWORD '<a SCRAM verifier built by the client>'` costs "
             "%.2f ms against %.2f ms for `ALTER ROLE … VALID UNTIL`: "
             "PostgreSQL runs one more PBKDF2 on a pre-built verifier (it "
-            "checks it does not match the empty password). So a rotation "
-            "pays PBKDF2 three times: the verifier build (setSecret), that "
-            "check inside ALTER ROLE, and the check of the new password "
-            "(testSecret). For scale, OpenSSL's own PKCS5_PBKDF2_HMAC (Python "
-            "`hashlib.pbkdf2_hmac`, same 4096 × HMAC-SHA-256) takes %.2f ms. "
+            "checks it does not match the empty password), which no "
+            "rotation that keeps the plain password out of PostgreSQL's "
+            "statement path (and so out of `check_password_hook` and audit "
+            "hooks) can avoid. PBKDF2 passes per rotation, counted as calls "
+            "of PostgreSQL's `scram_SaltedPassword` in the backend (a perf "
+            "uprobe) over 10 more rotations: %s — the verifier build "
+            "(setSecret) and that check inside ALTER ROLE; testSecret "
+            "compares the verifier in `pg_authid` with the one built "
+            "(src/verify.c says why that proves the password). For scale, "
+            "OpenSSL's own PKCS5_PBKDF2_HMAC (Python `hashlib.pbkdf2_hmac`, "
+            "same 4096 × HMAC-SHA-256) takes %.2f ms, against about %.2f ms "
+            "for PostgreSQL's own loop. "
             "The backend timed its Secrets Manager calls "
             "(`secretsmgr_stats()` total_ms) at %.2f ms per rotation, "
             "leaving about %.2f ms of local work. "
@@ -589,7 +877,10 @@ def bench_rotation(port, emulog):
                ", ".join("%s %g" % (op, c) for op, c in sorted(
                    per_rot.items())),
                emu_ms, ft, med(nopw_txn), ft - med(nopw_txn), scram_iter,
-               med(alter_txn), med(alter_nopw), med(pbkdf2),
+               med(alter_txn), med(alter_nopw),
+               "%g" % pbkdf2_calls if pbkdf2_calls is not None
+               else "not measured (perf uprobes unavailable)",
+               med(pbkdf2), ft - med(nopw_txn),
                api_ms, med(times) - api_ms, min(times), med(times), p90(times),
                max(times), verified))
     METHODS.append(
@@ -607,6 +898,423 @@ def bench_rotation(port, emulog):
         "bench_tmp` — an approximation of one SCRAM verifier build plus one "
         "commit (`password_encryption = scram-sha-256`)."
         % (ROTATION_WARMUP, ROTATIONS, FLOOR_TXNS))
+
+
+# --- 4. reference-Lambda-style rotation -------------------------------------
+
+class ReferenceLambda:
+    """AWS's reference single-user PostgreSQL rotation Lambda
+    (SecretsManagerRDSPostgreSQLRotationSingleUser), step for step: each
+    invocation calls DescribeSecret and checks the token; createSecret reads
+    AWSCURRENT and AWSPENDING, calls GetRandomPassword and PutSecretValue;
+    setSecret reads AWSPREVIOUS, AWSCURRENT and AWSPENDING, tries to log in
+    with the pending password, logs in with the current one and runs
+    `ALTER USER ... WITH PASSWORD` with the plain password in the SQL;
+    testSecret logs in with the pending password and runs `SELECT NOW()`;
+    finishSecret reads DescribeSecret and moves AWSCURRENT.  Every login is
+    a new psycopg2 connection over TCP with SCRAM, as a Lambda makes.
+    Kinder to it than a real Lambda: one boto3 client for every invocation
+    (the reference builds one per invocation) and no cold starts."""
+
+    EXCLUDE = "/@\"'\\"
+
+    def __init__(self, client):
+        self.sm = client
+        self.logins = 0
+
+    def secret_dict(self, arn, stage, token=None):
+        kw = {"SecretId": arn, "VersionStage": stage}
+        if token:
+            kw["VersionId"] = token
+        d = json.loads(self.sm.get_secret_value(**kw)["SecretString"])
+        for field in ("host", "username", "password"):
+            if field not in d:
+                raise KeyError("%s key is missing from secret JSON" % field)
+        return d
+
+    def connect(self, d):
+        self.logins += 1
+        try:
+            return psycopg2.connect(
+                host=d["host"], port=int(d.get("port", 5432)),
+                dbname=d.get("dbname", "postgres"), user=d["username"],
+                password=d["password"], connect_timeout=5)
+        except psycopg2.OperationalError:
+            return None
+
+    def invoke(self, arn, token, step):
+        meta = self.sm.describe_secret(SecretId=arn)
+        if not meta.get("RotationEnabled"):
+            raise ValueError("rotation is not enabled")
+        versions = meta["VersionIdsToStages"]
+        if token not in versions:
+            raise ValueError("no version %s" % token)
+        if "AWSCURRENT" in versions[token]:
+            return
+        if "AWSPENDING" not in versions[token]:
+            raise ValueError("version %s is not AWSPENDING" % token)
+        getattr(self, step)(arn, token)
+
+    def createSecret(self, arn, token):
+        current = self.secret_dict(arn, "AWSCURRENT")
+        try:
+            self.secret_dict(arn, "AWSPENDING", token)
+        except self.sm.exceptions.ResourceNotFoundException:
+            pw = self.sm.get_random_password(
+                ExcludeCharacters=self.EXCLUDE)["RandomPassword"]
+            current["password"] = pw
+            self.sm.put_secret_value(
+                SecretId=arn, ClientRequestToken=token,
+                SecretString=json.dumps(current),
+                VersionStages=["AWSPENDING"])
+
+    def setSecret(self, arn, token):
+        try:
+            previous = self.secret_dict(arn, "AWSPREVIOUS")
+        except (self.sm.exceptions.ResourceNotFoundException, KeyError):
+            previous = None
+        current = self.secret_dict(arn, "AWSCURRENT")
+        pending = self.secret_dict(arn, "AWSPENDING", token)
+        conn = self.connect(pending)
+        if conn:
+            conn.close()
+            return
+        if current["username"] != pending["username"] or \
+                current["host"] != pending["host"]:
+            raise ValueError("username or host differ")
+        conn = self.connect(current)
+        if not conn and previous:
+            conn = self.connect(previous)
+        if not conn:
+            raise ValueError("unable to log into the database")
+        try:
+            with conn.cursor() as c:
+                c.execute("SELECT quote_ident(%s)", (pending["username"],))
+                user = c.fetchone()[0]
+                c.execute("ALTER USER %s WITH PASSWORD %%s" % user,
+                          (pending["password"],))
+            conn.commit()
+        finally:
+            conn.close()
+
+    def testSecret(self, arn, token):
+        conn = self.connect(self.secret_dict(arn, "AWSPENDING", token))
+        if not conn:
+            raise ValueError("the pending password does not log in")
+        try:
+            with conn.cursor() as c:
+                c.execute("SELECT NOW()")
+            conn.commit()
+        finally:
+            conn.close()
+
+    def finishSecret(self, arn, token):
+        meta = self.sm.describe_secret(SecretId=arn)
+        current = None
+        for version, stages in meta["VersionIdsToStages"].items():
+            if "AWSCURRENT" in stages:
+                if version == token:
+                    return
+                current = version
+                break
+        self.sm.update_secret_version_stage(
+            SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token,
+            RemoveFromVersionId=current)
+
+    def rotate(self, arn):
+        """RotateSecret (what Secrets Manager does first) and the four
+        invocations; returns the new version id."""
+        token = str(uuid.uuid4())
+        self.sm.rotate_secret(
+            SecretId=arn, ClientRequestToken=token, RotateImmediately=True,
+            RotationLambdaARN="arn:aws:lambda:us-east-1:123456789012:"
+            "function:bench-reference-rotation")
+        for step in ("createSecret", "setSecret", "testSecret",
+                     "finishSecret"):
+            self.invoke(arn, token, step)
+        return token
+
+
+def bench_reference(url, port):
+    say("reference-Lambda-style rotation: %d rotations" % REF_ROTATIONS)
+    client = boto_client(url)
+    pw = new_password()
+    arn = client.create_secret(Name="bench/ref", SecretString=json.dumps({
+        "engine": "postgres", "host": "127.0.0.1", "port": int(port),
+        "dbname": "postgres", "username": "bench_ref",
+        "password": pw}))["ARN"]
+    conn = pg_connect()
+    cur = conn.cursor()
+    cur.execute("CREATE ROLE bench_ref LOGIN PASSWORD %s", (pw,))
+    ref = ReferenceLambda(client)
+    for _ in range(2):                              # warm-up
+        ref.rotate(arn)
+    ref.logins = 0
+    c0 = emu_calls()
+    times = []
+    for _ in range(REF_ROTATIONS):
+        t0 = time.perf_counter()
+        ref.rotate(arn)
+        times.append((time.perf_counter() - t0) * 1e3)
+    c1 = emu_calls()
+    logins = ref.logins / REF_ROTATIONS
+    ok = ref.connect(ref.secret_dict(arn, "AWSCURRENT"))
+    if ok:
+        ok.close()
+    conn.close()
+    # what the reference pays per invocation and this run leaves out
+    mk = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        boto_client(url)
+        mk.append((time.perf_counter() - t0) * 1e3)
+    per = {op: (c1.get(op, 0) - c0.get(op, 0)) / REF_ROTATIONS
+           for op in set(c0) | set(c1)}
+    per = {op: n for op, n in per.items() if n > 0}
+    ncalls = sum(per.values())
+
+    ours = RESULTS.get("rotation_ms")
+    theirs = med(times)
+    if ours is not None:
+        x = theirs / ours
+        met = "met" if x >= ROTATION_REF_TARGET_X else \
+            "missed: %.1f× faster, not %g×" % (x, ROTATION_REF_TARGET_X)
+        ROWS.append(Row("rotation, `secretsmgr_rotate` (median)", ours, "ms",
+                        "reference-Lambda-style rotation: boto3, a new "
+                        "connection per login, `ALTER USER … PASSWORD` "
+                        "(median of %d)" % REF_ROTATIONS, theirs,
+                        "≥ %g× faster: **%s**" % (ROTATION_REF_TARGET_X,
+                                                  met)))
+    NOTES.append(
+        "Reference-Lambda-style rotation: %g Secrets Manager calls per "
+        "rotation (%s) and %g database logins; times: min %.1f, median "
+        "%.1f, p90 %.1f, max %.1f ms; after the run AWSCURRENT %s. Not in "
+        "those times: the reference builds a boto3 client in each of its "
+        "4 invocations, %.1f ms each here (median of 5)."
+        % (ncalls, ", ".join("%s %g" % kv for kv in sorted(per.items())),
+           logins, min(times), theirs, p90(times),
+           max(times), "logs in" if ok else "DOES NOT log in", med(mk)))
+    METHODS.append(
+        "**Reference-Lambda-style rotation.** `test/bench/bench.py`'s "
+        "`ReferenceLambda` follows AWS's single-user PostgreSQL rotation "
+        "function step for step (DescribeSecret and the token checks in "
+        "every invocation; createSecret, setSecret with its login attempts "
+        "and `ALTER USER … WITH PASSWORD %%s`, testSecret with a login and "
+        "`SELECT NOW()`, finishSecret), against the same emulator and "
+        "cluster: secret `bench/ref`, role `bench_ref`, logins over TCP "
+        "to 127.0.0.1 with SCRAM as the secret says. Each rotation is "
+        "`RotateSecret` (what Secrets Manager does before invoking the "
+        "function) and the four invocations in a row; 2 untimed, then "
+        "%d timed by the client, median. It is given one boto3 client for "
+        "every invocation, where the reference builds one per invocation, "
+        "and no cold starts: the comparison is kind to it." % REF_ROTATIONS)
+
+
+# --- 5. fleet and memory ----------------------------------------------------
+
+def fleet_ids():
+    return [("bench/fleet/%04d" % i, "bench_fleet_%04d" % i)
+            for i in range(1, FLEET + 1)]
+
+
+def bench_fleet(url, port, emulog):
+    say("fleet: %d managed roles, rotated by secretsmgr_rotate_due() in "
+        "batches of %d, then one secretsmgr_rotate per transaction"
+        % (FLEET, FLEET_BATCH))
+    ids = fleet_ids()
+    client = boto_client(url)
+    t0 = time.perf_counter()
+    for sid, role in ids:
+        client.create_secret(Name=sid, SecretString=json.dumps({
+            "engine": "postgres", "host": "127.0.0.1", "port": int(port),
+            "dbname": "postgres", "username": role,
+            "password": new_password()}))
+    conn = pg_connect()
+    cur = conn.cursor()
+    cur.execute("DO $$ BEGIN FOR i IN 1..%d LOOP "
+                "EXECUTE format('CREATE ROLE bench_fleet_%%s LOGIN', "
+                "lpad(i::text, 4, '0')); "
+                "PERFORM secretsmgr_manage('bench/fleet/' || "
+                "lpad(i::text, 4, '0'), "
+                "('bench_fleet_' || lpad(i::text, 4, '0'))::name); "
+                "END LOOP; END $$" % FLEET)
+    setup_s = time.perf_counter() - t0
+
+    # (A) secretsmgr_rotate_due(), FLEET_BATCH due per call: a batch
+    # becomes due by getting a rotation interval (never rotated yet); the
+    # batches before it were rotated moments ago, the ones after it have
+    # no interval.  Each call is one transaction, its stage moves at commit.
+    pid = backend_pid(cur)
+    cur.execute("SELECT secretsmgr_get_secret('bench/app') IS NOT NULL")
+    ctx0, rss0 = contexts_kb(cur), rss_anon_kb(pid)
+    sampler = PeakRss(pid)
+    sampler.start()
+    batch_s, statuses, batch_peak = [], {}, []
+    calls_a = 0
+    for b in range(0, FLEET, FLEET_BATCH):
+        cur.execute("DO $$ BEGIN FOR i IN %d..%d LOOP "
+                    "PERFORM secretsmgr_manage('bench/fleet/' || "
+                    "lpad(i::text, 4, '0'), "
+                    "('bench_fleet_' || lpad(i::text, 4, '0'))::name, "
+                    "'single', interval '1 day'); END LOOP; END $$"
+                    % (b + 1, b + FLEET_BATCH))
+        c0 = emu_calls()
+        sampler.reset()
+        t0 = time.perf_counter()
+        cur.execute("SELECT status, count(*) FROM secretsmgr_rotate_due() "
+                    "GROUP BY status")
+        for st, n in cur.fetchall():
+            statuses[st] = statuses.get(st, 0) + n
+        batch_s.append(time.perf_counter() - t0)
+        batch_peak.append(sampler.reset())
+        c1 = emu_calls()
+        calls_a += sum(c1.get(op, 0) - c0.get(op, 0) for op in c1)
+    sampler.stop()
+    peak_a = max(batch_peak)
+    ctx1, rss1 = contexts_kb(cur), rss_anon_kb(pid)
+    conn.close()
+    calls_a /= FLEET
+
+    # (B) with the memory row: in one fresh backend, 100k cached reads,
+    # uncached reads, then every fleet role rotated once more, one
+    # secretsmgr_rotate per transaction.  Memory read between the phases.
+    conn = pg_connect()
+    cur = conn.cursor()
+    pid = backend_pid(cur)
+    mem = []
+
+    def snap(label):
+        mem.append((label, contexts_kb(cur), rss_anon_kb(pid)))
+
+    cur.execute("SELECT secretsmgr_get_secret('bench/app') IS NOT NULL")
+    cur.execute("SELECT secretsmgr_rotate(%s) IS NOT NULL", (ids[0][0],))
+    # the loop's own memory (generate_series keeps its rows in a
+    # tuplestore, and malloc keeps what it freed) before the baseline
+    server_loop_us(cur, "i", MEM_READS)
+    snap("after one read, one rotation and an empty %d-row loop"
+         % MEM_READS)
+    sampler = PeakRss(pid)
+    sampler.start()
+    server_loop_us(cur, "secretsmgr_get_secret('bench/app')", MEM_READS)
+    snap("after %d cached reads" % MEM_READS)
+    cur.execute("SET secretsmgr.cache_ttl = 0")
+    for _ in range(MEM_UNCACHED // 400):
+        server_loop_us(cur, "secretsmgr_get_secret('bench/app')", 400)
+    cur.execute("RESET secretsmgr.cache_ttl")
+    snap("after %d uncached reads" % MEM_UNCACHED)
+    times = []
+    c0 = emu_calls()
+    m0 = emulog.mark()
+    t_all = time.perf_counter()
+    for sid, _ in ids:
+        t0 = time.perf_counter()
+        cur.execute("SELECT secretsmgr_rotate(%s) IS NOT NULL", (sid,))
+        cur.fetchone()
+        times.append((time.perf_counter() - t0) * 1e3)
+    total_b = time.perf_counter() - t_all
+    m1 = emulog.mark()
+    c1 = emu_calls()
+    svc = emulog.service_us(m0, m1)
+    emu_b = sum((c1.get(op, 0) - c0.get(op, 0)) / FLEET *
+                (med(svc.get(op, [])) or 0) for op in c1) / 1000.0
+    snap("after %d rotations" % FLEET)
+    peak_b = sampler.stop()
+    calls_b = sum(c1.get(op, 0) - c0.get(op, 0) for op in c1) / FLEET
+
+    # every fleet role's AWSCURRENT logs in
+    cur.execute("SELECT count(*) FILTER (WHERE secretsmgr_verify(id)) "
+                "FROM unnest(%s::text[]) id", ([sid for sid, _ in ids],))
+    verified = cur.fetchone()[0]
+    conn.close()
+
+    total_a = sum(batch_s)
+    per_a = [s_ * 1e3 / FLEET_BATCH for s_ in batch_s]
+    met_a = "met" if total_a <= FLEET_TARGET_S else \
+        "missed by %.1f s" % (total_a - FLEET_TARGET_S)
+    met_b = "met" if total_b <= FLEET_TARGET_S else \
+        "missed by %.1f s" % (total_b - FLEET_TARGET_S)
+    ROWS.append(Row("fleet: %d roles by `secretsmgr_rotate_due()`, %d due "
+                    "per call, total" % (FLEET, FLEET_BATCH), total_a, "s",
+                    "—", None, "≤ %g s: **%s**" % (FLEET_TARGET_S, met_a)))
+    ROWS.append(Row("fleet: the same, per rotation (median of %d batch "
+                    "means)" % len(per_a), med(per_a), "ms",
+                    "single `secretsmgr_rotate`, above",
+                    RESULTS.get("rotation_ms")))
+    ROWS.append(Row("fleet: %d roles, one `secretsmgr_rotate` per "
+                    "transaction, total" % FLEET, total_b, "s", "—", None,
+                    "≤ %g s: **%s**" % (FLEET_TARGET_S, met_b)))
+    ROWS.append(Row("fleet: the same, per rotation (median of %d)" % FLEET,
+                    med(times), "ms", "single `secretsmgr_rotate`, above",
+                    RESULTS.get("rotation_ms")))
+    ROWS.append(Row("fleet: backend peak private memory, rotate_due "
+                    "batches", peak_a / 1024.0, "MiB",
+                    "before the first batch", rss0 / 1024.0))
+    m0, m3 = mem[0], mem[-1]
+    ROWS.append(Row("memory: backend contexts after %dk reads and %d "
+                    "rotations" % (MEM_READS // 1000, FLEET), m3[1] / 1024.0,
+                    "MiB", "before them", m0[1] / 1024.0,
+                    "flat: **%s**" % ("yes" if m3[1] - m0[1] < 1024 else
+                                      "no, +%.0f kB" % (m3[1] - m0[1]))))
+    ROWS.append(Row("memory: backend private memory (RssAnon) after them",
+                    m3[2] / 1024.0, "MiB", "before them", m0[2] / 1024.0,
+                    "flat: **%s**; peak %.1f MiB" % (
+                        "yes" if m3[2] - m0[2] < 1024 else
+                        "no, +%.0f kB" % (m3[2] - m0[2]), peak_b / 1024.0)))
+    NOTES.append(
+        "Fleet: set-up (%d secrets created with boto3, %d roles created and "
+        "bound) took %.1f s, untimed. (A) `secretsmgr_rotate_due()` in %d "
+        "transactions of %d: statuses %s; batch times %s s; %.2f Secrets "
+        "Manager calls per rotation (first rotation of each secret); the "
+        "backend's memory contexts went from %.0f to %.0f kB and its "
+        "RssAnon from %.0f to %.0f kB (peak during each call: %s kB; %d "
+        "samples). "
+        "(B) one `secretsmgr_rotate` per transaction: p90 %.2f ms, max "
+        "%.2f ms; %.2f calls per rotation, whose median emulator service "
+        "times add up to %.2f ms a rotation (%.2f ms for the single "
+        "secret above: the emulator finds a secret by ARN by a linear "
+        "search over its %d+ secrets). Afterwards "
+        "`secretsmgr_verify` is true for %d of the %d secrets. Rotating all "
+        "%d in one `secretsmgr_rotate_due()` call would hold %d stage "
+        "moves for one commit: a failure at the last would abort the "
+        "transaction after the earlier labels moved, leaving that many "
+        "secrets for `secretsmgr_reconcile`; batches bound that."
+        % (FLEET, FLEET, setup_s, len(batch_s), FLEET_BATCH,
+           ", ".join("%s %d" % kv for kv in sorted(statuses.items())),
+           ", ".join("%.2f" % x for x in batch_s), calls_a, ctx0, ctx1,
+           rss0, rss1, ", ".join("%d" % x for x in batch_peak),
+           sampler.samples, p90(times), max(times),
+           calls_b, emu_b, RESULTS.get("rotation_emu_ms") or 0, FLEET,
+           verified, FLEET, FLEET, FLEET))
+    NOTES.append(
+        "Memory of one backend (memory contexts, `pg_backend_memory_"
+        "contexts`; private memory, RssAnon of `/proc/<pid>/status`): "
+        + "; ".join("%s: %.0f kB / %.0f kB" % m for m in mem)
+        + "; peak RssAnon %.0f kB." % peak_b)
+    METHODS.append(
+        "**Fleet.** %d roles `bench_fleet_NNNN` (LOGIN), %d secrets "
+        "`bench/fleet/NNNN` created with boto3 and bound with "
+        "`secretsmgr_manage` (single strategy, no interval). (A) For each "
+        "batch of %d, `secretsmgr_manage` again with a 1-day interval (so "
+        "exactly that batch is due: never rotated), then `SELECT status, "
+        "count(*) FROM secretsmgr_rotate_due() GROUP BY status` in "
+        "autocommit, timed by the client: one transaction whose %d stage "
+        "moves happen at its commit. (B) In a fresh backend, `SELECT "
+        "secretsmgr_rotate(id)` for every secret, one autocommit "
+        "transaction each, timed by the client. Peak memory: RssAnon of "
+        "`/proc/<pid>/status` sampled every 5 ms while it runs."
+        % (FLEET, FLEET, FLEET_BATCH, FLEET_BATCH))
+    METHODS.append(
+        "**Memory.** The backend of (B): one read, one rotation and the "
+        "empty loop `count(i)` over as many rows as the read loop (its "
+        "tuplestore, which malloc keeps after it is freed, is the loop's, "
+        "not ours), then %d cached reads (one server-side loop), %d "
+        "uncached reads "
+        "(`secretsmgr.cache_ttl = 0`, loops of 400), then the %d "
+        "rotations; the sum of `pg_backend_memory_contexts.total_bytes` "
+        "and RssAnon after each phase. Flat means less than 1 MiB of "
+        "growth. RssAnon keeps what malloc has not returned to the system, "
+        "so it can only overstate growth."
+        % (MEM_READS, MEM_UNCACHED, FLEET))
 
 
 # --- output -----------------------------------------------------------------
@@ -647,7 +1355,7 @@ def write_doc(path, command, started, elapsed, mach, vers):
     lines += table_lines()
     lines += ["", "Ratios are secretsmgr's figure divided by the comparison "
               "(below 1 means secretsmgr takes less time). Targets are "
-              "those issue 2 sets; the others are not assessed here.", ""]
+              "issue 6's; rows without one are not assessed.", ""]
     lines += ["## Observations of this run", ""]
     lines += ["- " + n for n in NOTES]
     lines += ["", "## Method", ""]
@@ -699,8 +1407,12 @@ def main():
     bench_uncached(url, emulog)
     bench_batch()
     bench_rotation(port, emulog)
+    bench_reference(url, port)
+    bench_fleet(url, port, emulog)
 
     elapsed = time.monotonic() - t_start
+    mach.append(("load average at end", " ".join(
+        open("/proc/loadavg").read().split()[:3])))
     print()
     for line in table_lines():
         print(line)
