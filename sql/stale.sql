@@ -28,6 +28,10 @@ SELECT secretsmgr_get_secret('stale/app') ->> 'username' AS stale_after_503_no_s
 SELECT secretsmgr_get_secret('stale/app') ->> 'username' AS stale_after_timeout;
 \! test/emulator/smctl fault GetSecretValue drop 2
 SELECT secretsmgr_get_secret('stale/app') ->> 'username' AS stale_after_drop;
+-- connection refused: an endpoint where nothing listens
+SET secretsmgr.endpoint = 'http://127.0.0.1:9/';
+SELECT secretsmgr_get_secret('stale/app') ->> 'username' AS stale_after_refused;
+RESET secretsmgr.endpoint;
 SELECT name, count FROM secretsmgr_stats() WHERE category = 'cache' AND name = 'stale';
 
 -- a successful refresh ends the stale period
@@ -50,6 +54,17 @@ SELECT secretsmgr_get_secret('stale/app') ->> 'username' AS warm_4;
 SELECT secretsmgr_cache_invalidate('stale/app');
 \! test/emulator/smctl fault GetSecretValue throttle 1
 SELECT sm_error($$SELECT secretsmgr_get_secret('stale/app')$$);
+
+-- not after a rotation of the secret's role
+\! test/emulator/smctl create stale/rot '{"username":"regress_stale_rot","password":"Stale-Rot-Pw-1"}'
+CREATE ROLE regress_stale_rot LOGIN;
+SELECT secretsmgr_manage('stale/rot', 'regress_stale_rot');
+SELECT secretsmgr_get_secret('stale/rot') ->> 'username' AS warm_rot;
+SELECT length(secretsmgr_rotate('stale/rot')) = 36 AS rotated;
+\! test/emulator/smctl fault GetSecretValue throttle 1
+SELECT sm_error($$SELECT secretsmgr_get_secret('stale/rot')$$);
+SELECT secretsmgr_unmanage('stale/rot');
+DROP ROLE regress_stale_rot;
 
 -- not past the bound
 SET secretsmgr.cache_max_stale = '1s';

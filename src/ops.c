@@ -518,6 +518,28 @@ check_secret_age(Health *h, const char *check, void *arg)
 									   timestamptz_to_str(r->last_rotated), interval));
 }
 
+/*
+ * secret <id>: version churn.  Secrets Manager keeps the 100 newest versions
+ * plus every version of the last 24 hours; more than one new version per
+ * ten minutes, sustained, runs into its version quota.
+ */
+static void
+check_secret_versions(Health *h, const char *check, void *arg)
+{
+	ManagedRow *r = arg;
+	int			total;
+	int			recent;
+
+	sm_client_count_versions(r->secret_arn ? r->secret_arn : r->secret_id,
+							 (double) time(NULL) - 86400.0, &total, &recent);
+	if (recent > 72)
+		report(h, check, "WARN",
+			   psprintf("%d versions, %d of them created in the last 24 hours: more than one every 20 minutes. Hint: rotate less often; Secrets Manager's version quota counts every version of the last 24 hours.",
+						total, recent));
+	else
+		report(h, check, "OK", psprintf("%d versions, %d of them created in the last 24 hours", total, recent));
+}
+
 /* secret <id>: the clone role of an alternating binding exists and logs in. */
 static void
 check_secret_clone(Health *h, const char *check, void *arg)
@@ -573,6 +595,8 @@ secretsmgr_health(PG_FUNCTION_ARGS)
 				  check_secret_pending, r, NULL);
 		run_check(&h, psprintf("secret %s: rotation age", r->secret_id),
 				  check_secret_age, r, NULL);
+		run_check(&h, psprintf("secret %s: version churn", r->secret_id),
+				  check_secret_versions, r, r->secret_arn);
 		if (r->clone_role)
 			run_check(&h, psprintf("secret %s: clone role", r->secret_id),
 					  check_secret_clone, r, NULL);

@@ -1086,6 +1086,57 @@ sm_client_update_secret_version_stage(const char *secret_id, const char *stage,
 	json_decref(root);
 }
 
+/* One page of ListSecretVersionIds (deprecated versions included). */
+static json_t *
+list_versions_page(const char *secret_id, const char *next_token)
+{
+	json_t	   *req = json_pack("{s:s, s:i, s:b}", "SecretId", secret_id,
+								"MaxResults", 100, "IncludeDeprecated", 1);
+	json_t	   *root;
+
+	if (next_token)
+		json_object_set_new(req, "NextToken", json_string(next_token));
+	PG_TRY();
+	{
+		root = sm_client_call("ListSecretVersionIds", req, secret_id);
+	}
+	PG_FINALLY();
+	{
+		json_decref(req);
+	}
+	PG_END_TRY();
+	return root;
+}
+
+/* ListSecretVersionIds over every page: versions in all, and since "since". */
+void
+sm_client_count_versions(const char *secret_id, double since, int *total, int *recent)
+{
+	char	   *next = NULL;
+
+	*total = 0;
+	*recent = 0;
+	do
+	{
+		json_t	   *root = list_versions_page(secret_id, next);
+		json_t	   *v;
+		size_t		i;
+		const char *tok;
+
+		json_array_foreach(json_object_get(root, "Versions"), i, v)
+		{
+			json_t	   *created = json_object_get(v, "CreatedDate");
+
+			(*total)++;
+			if (json_is_number(created) && json_number_value(created) >= since)
+				(*recent)++;
+		}
+		tok = json_string_value(json_object_get(root, "NextToken"));
+		next = tok ? pstrdup(tok) : NULL;
+		json_decref(root);
+	} while (next != NULL);
+}
+
 /* GetRandomPassword -> a secret buffer. */
 char *
 sm_client_get_random_password(int length, const char *exclude_characters)

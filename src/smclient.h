@@ -132,6 +132,14 @@ extern char *sm_client_put_secret_value(const char *secret_id, const char *clien
 extern void sm_client_update_secret_version_stage(const char *secret_id, const char *stage,
 												  const char *move_to, const char *remove_from);
 
+/*
+ * ListSecretVersionIds (deprecated versions included), every page: how many
+ * versions the secret has, and how many were created at or after since
+ * (epoch seconds).
+ */
+extern void sm_client_count_versions(const char *secret_id, double since,
+									 int *total, int *recent);
+
 /* GetRandomPassword(length, exclude) -> secret buffer. */
 extern char *sm_client_get_random_password(int length, const char *exclude_characters);
 
