@@ -447,6 +447,8 @@ check_secret_exists(Health *h, const char *check, void *arg)
 
 		json_array_foreach(labels, i, l)
 		{
+			if (!json_is_string(l))
+				continue;		/* a malformed answer: not a label */
 			if (strcmp(json_string_value(l), "AWSCURRENT") == 0)
 				r->current = pstrdup(vid);
 			else if (strcmp(json_string_value(l), "AWSPENDING") == 0)
