@@ -330,6 +330,12 @@ json_text_to_jsonb(const char *what, const char *s, size_t len)
 
 	lex = makeJsonLexContextCstringLen(copy, (int) len, PG_UTF8, true);
 	rc = pg_parse_json(lex, &nullSemAction);
+	if (rc == JSON_UNICODE_CODE_POINT_ZERO)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
+				 errmsg("value of %s cannot be stored as jsonb", what),
+				 errdetail("It contains the escape \\u0000, which jsonb cannot hold; the value is kept out of this message."),
+				 errhint("Use secretsmgr_get_secret_string() to read it as text.")));
 	if (rc != JSON_SUCCESS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
