@@ -304,23 +304,22 @@ class ProbeCount:
     with a perf uprobe (perf stat -e probe_postgres:<func> -p <pid>).
     Optional: stop() returns None when perf or uprobes are not there."""
 
-    BIN = "/usr/lib/postgresql/15/bin/postgres"
+    BIN = os.environ.get("SM_BENCH_POSTGRES",
+                         "/usr/lib/postgresql/15/bin/postgres")
 
     def __init__(self, func):
         self.func = func
-        self.event = "probe_postgres:" + func
+        name = "smbench_" + func        # ours alone, removed afterwards
+        self.event = "probe_postgres:" + name
         self.added = False
         self.ok = False
         try:
-            listed = subprocess.run(["perf", "probe", "-l"],
-                                    capture_output=True, text=True).stdout
-            if self.event not in listed:
-                r = subprocess.run(["perf", "probe", "-x", self.BIN, func],
-                                   capture_output=True, text=True)
-                self.added = r.returncode == 0
-                self.ok = self.added
-            else:
-                self.ok = True
+            subprocess.run(["perf", "probe", "-d", self.event],
+                           capture_output=True)
+            r = subprocess.run(["perf", "probe", "-x", self.BIN,
+                                "%s=%s" % (name, func)],
+                               capture_output=True, text=True)
+            self.added = self.ok = r.returncode == 0
         except OSError:
             pass
 
@@ -1470,9 +1469,12 @@ def write_doc(path, command, started, elapsed, mach, vers):
     for m in METHODS:
         lines += [m, ""]
     lines += [
-        "Set-up: `test/lib.sh` (`sm_packages`, `sm_build`, `sm_workdir`, "
+        "Set-up: `test/lib.sh` (`sm_packages`, `sm_workdir`, "
         "`sm_start_emulator`, `sm_start_cluster` with default settings, "
-        "`fsync = off`); the driver is `test/bench/bench.py` under Debian's "
+        "`fsync = off`), the extension built into a private copy of the "
+        "server tree (`sm_private_tree` of `test/sanitize/lib.sh`), so "
+        "nothing installed on the machine during the run can change the "
+        "module it measures; the driver is `test/bench/bench.py` under Debian's "
         "`/usr/bin/python3` with python3-psycopg2 and python3-boto3, "
         "connected over the cluster's Unix socket. The emulator is a "
         "threaded Python server that checks every signature with botocore, "
