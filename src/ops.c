@@ -320,50 +320,47 @@ missing_statement(const ErrorData *ed, const char *arn)
  * secret arn, the policy statement that is missing).  NOTICEs of the check
  * are not sent.
  */
+typedef struct CheckCall
+{
+	Health	   *h;
+	const char *check;
+	CheckFn		fn;
+	void	   *arg;
+} CheckCall;
+
+/* Inside the subtransaction: the check, with its NOTICEs kept back. */
+static void
+check_call(void *arg)
+{
+	CheckCall  *c = arg;
+	int			nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("client_min_messages", "warning", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	c->fn(c->h, c->check, c->arg);
+	AtEOXact_GUC(true, nestlevel);
+}
+
 static void
 run_check(Health *h, const char *check, CheckFn fn, void *arg, const char *arn)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	int			nestlevel;
+	CheckCall	call = {h, check, fn, arg};
+	ErrorData  *ed = sm_subxact_run(check_call, &call);
+	StringInfoData buf;
+	char	   *missing;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("client_min_messages", "warning", PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	PG_TRY();
-	{
-		fn(h, check, arg);
-		AtEOXact_GUC(true, nestlevel);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *ed;
-		StringInfoData buf;
-
-		MemoryContextSwitchTo(cxt);
-		ed = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-
-		initStringInfo(&buf);
-		appendStringInfoString(&buf, ed->message);
-		if (ed->detail)
-			appendStringInfo(&buf, " %s", ed->detail);
-		if (missing_statement(ed, arn))
-			appendStringInfo(&buf, " Missing IAM statement: %s", missing_statement(ed, arn));
-		if (ed->hint)
-			appendStringInfo(&buf, " Hint: %s", ed->hint);
-		report(h, check, "FAIL", buf.data);
-		FreeErrorData(ed);
-	}
-	PG_END_TRY();
+	if (ed == NULL)
+		return;
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, ed->message);
+	if (ed->detail)
+		appendStringInfo(&buf, " %s", ed->detail);
+	if ((missing = missing_statement(ed, arn)) != NULL)
+		appendStringInfo(&buf, " Missing IAM statement: %s", missing);
+	if (ed->hint)
+		appendStringInfo(&buf, " Hint: %s", ed->hint);
+	report(h, check, "FAIL", buf.data);
+	FreeErrorData(ed);
 }
 
 /* configuration: region, endpoint, TLS. */
@@ -620,39 +617,39 @@ most_overdue_first(const ListCell *a, const ListCell *b)
 	return ra->last_rotated < rb->last_rotated ? -1 : 1;
 }
 
+typedef struct DueCall
+{
+	const char *secret_id;
+	char	   *version_id;
+} DueCall;
+
+/* Inside the subtransaction: one scheduled rotation. */
+static void
+due_call(void *arg)
+{
+	DueCall    *c = arg;
+
+	c->version_id = sm_rotation_rotate(c->secret_id, "scheduler");
+}
+
 /* Rotate one due secret in a subtransaction; add its row. */
 static void
 rotate_one(ReturnSetInfo *rsinfo, ManagedRow *r)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	DueCall		call = {r->secret_id, NULL};
+	ErrorData  *ed = sm_subxact_run(due_call, &call);
 	Datum		values[3];
 	bool		nulls[3] = {false, false, true};
 
 	values[0] = CStringGetTextDatum(r->secret_id);
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	if (ed == NULL)
 	{
-		char	   *vid = sm_rotation_rotate(r->secret_id, "scheduler");
-
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
 		values[1] = CStringGetTextDatum("rotated");
-		values[2] = CStringGetTextDatum(vid);
+		values[2] = CStringGetTextDatum(call.version_id);
 		nulls[2] = false;
 	}
-	PG_CATCH();
+	else
 	{
-		ErrorData  *ed;
-
-		MemoryContextSwitchTo(cxt);
-		ed = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
 		ereport(WARNING,
 				(errcode(ed->sqlerrcode),
 				 errmsg("scheduled rotation of secret \"%s\" failed: %s",
@@ -661,7 +658,6 @@ rotate_one(ReturnSetInfo *rsinfo, ManagedRow *r)
 		values[1] = CStringGetTextDatum("failed");
 		FreeErrorData(ed);
 	}
-	PG_END_TRY();
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 

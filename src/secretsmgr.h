@@ -45,6 +45,13 @@ typedef enum SmStatKind
 
 extern void sm_stats_count(SmStatKind kind, const char *name, double ms);
 
+/*
+ * Run fn(arg) in an internal subtransaction.  NULL when it returned; when it
+ * raised, the subtransaction is rolled back and the error is returned (in
+ * the caller's memory context) instead of propagated.
+ */
+extern struct ErrorData *sm_subxact_run(void (*fn) (void *arg), void *arg);
+
 /* Free a string returned by json_dumps (jansson blocks are zeroed on free). */
 extern void sm_json_free_string(char *s);
 

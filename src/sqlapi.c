@@ -227,10 +227,15 @@ preload_secrets(void)
  * that no failure (not even missing credentials) breaks the caller.
  */
 static void
+preload_call(void *arg)
+{
+	preload_secrets();
+}
+
+static void
 preload_once(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *edata;
 
 	if (preload_done)
 		return;
@@ -238,32 +243,15 @@ preload_once(void)
 	if (sm_guc_preload == NULL || sm_guc_preload[0] == '\0')
 		return;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	edata = sm_subxact_run(preload_call, NULL);
+	if (edata != NULL)
 	{
-		preload_secrets();
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
 				 errmsg("could not preload secrets: %s", edata->message),
 				 edata->hint ? errhint("%s", edata->hint) : 0));
 		FreeErrorData(edata);
 	}
-	PG_END_TRY();
 }
 
 /*
