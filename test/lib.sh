@@ -6,7 +6,13 @@
 # sm_start_emulator  the Secrets Manager emulator on a free loopback port
 # sm_start_cluster   a throwaway cluster on loopback pointed at the emulator
 # Everything started here is stopped by sm_cleanup (set as the EXIT trap).
-PGBIN=/usr/lib/postgresql/15/bin
+# Every server path comes from pg_config: PG_CONFIG=/path/to/pg_config picks
+# another server (a private copy of the tree, or a source-built major).
+PG_CONFIG=${PG_CONFIG:-pg_config}
+export PG_CONFIG
+PGBIN=$("$PG_CONFIG" --bindir)
+PGXS_DIR=$(dirname "$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")")
+PG_MAJOR=$("$PG_CONFIG" --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
 SM_TEST_ACCESS_KEY=AKIDSECRETSMGRTEST
 SM_TEST_SECRET_KEY='TESTSECRETKEY/secretsmgr+EXAMPLE'
 export SM_TEST_ACCESS_KEY SM_TEST_SECRET_KEY
@@ -31,9 +37,32 @@ sm_packages() {
 	apt-get update -qq >/dev/null && apt-get install -y -qq $missing >/dev/null
 }
 
+# sm_build: build and install for $PG_CONFIG; the compiler's output is kept in
+# $SM_BUILD_LOG (test/run counts its warnings).
+SM_BUILD_LOG=${SM_BUILD_LOG:-$(mktemp /tmp/secretsmgr-build.XXXXXX)}
 sm_build() {
-	make -s -j2 >/tmp/secretsmgr-build.log 2>&1 || { cat /tmp/secretsmgr-build.log; return 1; }
-	make -s install >/tmp/secretsmgr-install.log 2>&1 || { cat /tmp/secretsmgr-install.log; return 1; }
+	make -s -j2 PG_CONFIG="$PG_CONFIG" >"$SM_BUILD_LOG" 2>&1 || { cat "$SM_BUILD_LOG"; return 1; }
+	make -s install PG_CONFIG="$PG_CONFIG" >>"$SM_BUILD_LOG" 2>&1 || { cat "$SM_BUILD_LOG"; return 1; }
+}
+
+# sm_copy_tree DIR: copy the server of $PG_CONFIG under DIR (same paths below
+# DIR) and print the copy's pg_config.  PostgreSQL finds lib/ and share/
+# relative to its executables, so the copy is a server of its own: an
+# extension installed there (make install PG_CONFIG=...) leaves the
+# machine's server untouched.  Headers are linked, not copied.
+sm_copy_tree() {
+	local dir=$1 base share inc
+	base=$(dirname "$PGBIN")
+	share=$("$PG_CONFIG" --sharedir)
+	inc=$("$PG_CONFIG" --includedir-server)
+	mkdir -p "$dir$(dirname "$base")" "$dir$(dirname "$share")" || return 1
+	[ -d "$dir$base" ] || cp -a "$base" "$dir$(dirname "$base")/" || return 1
+	[ -d "$dir$share" ] || cp -a "$share" "$dir$(dirname "$share")/" || return 1
+	if [ ! -e "$dir$inc" ]; then
+		mkdir -p "$(dirname "$dir$inc")" && ln -s "$inc" "$dir$inc" || return 1
+	fi
+	[ "$(id -u)" = 0 ] && chmod 755 "$dir"
+	echo "$dir$PGBIN/pg_config"
 }
 
 AS_PG() {
