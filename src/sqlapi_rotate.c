@@ -87,7 +87,8 @@ sm_sqlapi_check_can_alter_role(const char *role_name, const char *fname)
 				 binding ?
 				 errmsg("permission denied to manage role \"%s\"", role_name) :
 				 errmsg("permission denied to change the password of role \"%s\"", role_name),
-				 errdetail("Only superusers can alter superuser roles.")));
+				 errdetail("Only superusers can alter superuser roles."),
+				 binding ? 0 : errhint("Ask a superuser to call %s().", fname)));
 
 	if (!has_createrole_privilege(GetUserId()))
 	{
