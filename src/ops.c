@@ -629,6 +629,7 @@ due_call(void *arg)
 {
 	DueCall    *c = arg;
 
+	sm_sqlapi_check_can_rotate(c->secret_id, "secretsmgr_rotate_due");
 	c->version_id = sm_rotation_rotate(c->secret_id, "scheduler");
 }
 

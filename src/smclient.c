@@ -871,6 +871,55 @@ sm_client_try_get_secret_value(const char *secret_id, const char *version_stage,
 	return true;
 }
 
+/*
+ * Did GetSecretValue with both a version id and a stage fail because that
+ * version does not hold that stage?  The API reference requires the two to
+ * name the same version but names no error for a mismatch: implementations
+ * answer ResourceNotFoundException or InvalidRequestException ("You
+ * provided a VersionStage that is not associated to the provided
+ * VersionId.").  The latter type also means a secret scheduled for
+ * deletion, so only its message tells the two apart.
+ */
+static bool
+is_stage_mismatch(const SmAwsError *err, const char *version_stage,
+				  const char *version_id)
+{
+	return version_stage != NULL && version_id != NULL &&
+		err->transport == SM_HTTP_OK && err->type != NULL &&
+		strcmp(err->type, "InvalidRequestException") == 0 &&
+		err->message != NULL && strstr(err->message, "VersionStage") != NULL;
+}
+
+/*
+ * Raise the error of a failed GetSecretValue.  A version id asked for with
+ * a stage it does not hold is "does not exist" (42704) whatever the
+ * implementation answered, with a hint to read by id alone.
+ */
+void
+sm_client_raise_get_secret_value(const SmAwsError *err, const char *secret_id,
+								 const char *version_stage, const char *version_id)
+{
+	const char *rid = (err->request_id && err->request_id[0]) ? err->request_id : "none";
+
+	if (is_stage_mismatch(err, version_stage, version_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("version \"%s\" of secret \"%s\" does not hold staging label \"%s\"",
+						version_id, secret_id, version_stage),
+				 errdetail("Secrets Manager returned %s (HTTP %ld, request id %s) to GetSecretValue after %d attempt(s).",
+						   err->type, err->http_status, rid, err->attempts),
+				 errhint("A version id and a stage must name the same version: pass version_stage => NULL to read a version by its id alone; secretsmgr_describe_secret() shows the stages of each version.")));
+	if (version_stage != NULL && version_id != NULL && sm_client_error_is_not_found(err))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("secret \"%s\" or the requested version does not exist", secret_id),
+				 errdetail("Secrets Manager returned %s (HTTP %ld, request id %s) to GetSecretValue after %d attempt(s).",
+						   err->type, err->http_status, rid, err->attempts),
+				 errhint("Check the secret name, the version id and \"secretsmgr.region\" (now \"%s\"); a version id and a stage must name the same version: pass version_stage => NULL to read a version by its id alone.",
+						 sm_guc_region && sm_guc_region[0] ? sm_guc_region : "from the environment")));
+	sm_client_raise("GetSecretValue", err, secret_id);
+}
+
 /* GetSecretValue; false when missing_ok and the version does not exist. */
 bool
 sm_client_get_secret_value(const char *secret_id, const char *version_stage,
@@ -881,9 +930,10 @@ sm_client_get_secret_value(const char *secret_id, const char *version_stage,
 
 	if (sm_client_try_get_secret_value(secret_id, version_stage, version_id, out, &err))
 		return true;
-	if (missing_ok && sm_client_error_is_not_found(&err))
+	if (missing_ok && (sm_client_error_is_not_found(&err) ||
+					   is_stage_mismatch(&err, version_stage, version_id)))
 		return false;
-	sm_client_raise("GetSecretValue", &err, secret_id);
+	sm_client_raise_get_secret_value(&err, secret_id, version_stage, version_id);
 }
 
 /* Match a BatchGetSecretValue response to the requested items. */

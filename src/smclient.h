@@ -66,6 +66,16 @@ extern void sm_client_raise(const char *operation, const SmAwsError *err,
 							const char *secret_id) pg_attribute_noreturn();
 
 /*
+ * sm_client_raise for a failed GetSecretValue of version_stage and
+ * version_id (either may be NULL): a version id asked for with a stage it
+ * does not hold is reported as such (42704), whichever error type the
+ * implementation used.
+ */
+extern void sm_client_raise_get_secret_value(const SmAwsError *err, const char *secret_id,
+											 const char *version_stage,
+											 const char *version_id) pg_attribute_noreturn();
+
+/*
  * Is err transient (throttling, HTTP 5xx, connection error, timeout), the
  * kind worth retrying or riding out with a stale cached value?
  */

@@ -276,7 +276,8 @@ fetch_value(const FetchArgs *a, SmSecretValue *storage)
 		v = stale_value(a->secret_id, a->version_stage, a->version_id, &err);
 		if (v != NULL)
 			return v;
-		sm_client_raise("GetSecretValue", &err, a->secret_id);
+		sm_client_raise_get_secret_value(&err, a->secret_id, a->version_stage,
+										 a->version_id);
 	}
 	cache_value(a->secret_id, a->version_stage, a->version_id, storage);
 	return storage;

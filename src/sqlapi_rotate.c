@@ -12,7 +12,10 @@
  *   a secret change a role, so registering one is as privileged as
  *   ALTER ROLE ... PASSWORD itself.
  * - secretsmgr_rotate, secretsmgr_set_secret and secretsmgr_reconcile run
- *   ALTER ROLE as the caller, so PostgreSQL's own checks apply to them.
+ *   ALTER ROLE as the caller.  The same rule is checked here first, before
+ *   anything is written to Secrets Manager or to the database, so a caller
+ *   who may not change the password gets an error naming what is missing
+ *   instead of PostgreSQL's bare one after an AWSPENDING version was put.
  */
 #include "postgres.h"
 
@@ -59,39 +62,81 @@ secret_id_arg(FunctionCallInfo fcinfo)
 }
 
 /*
- * May the current user alter role_name (and so bind it to a secret)?
- * The same rule as ALTER ROLE ... PASSWORD on another role.
+ * May the current user change role_name (bind it to a secret, or change its
+ * password)?  The one place of the rule of ALTER ROLE ... PASSWORD on
+ * another role: superuser, or CREATEROLE on a non-superuser role (and, from
+ * PostgreSQL 16, ADMIN OPTION on it).  fname is the SQL function asking:
+ * secretsmgr_manage / secretsmgr_unmanage bind, the others rotate.  A role
+ * may change its own password, but not bind itself to a secret.
  */
-static void
-check_can_alter_role(const char *role_name)
+void
+sm_sqlapi_check_can_alter_role(const char *role_name, const char *fname)
 {
 	Oid			roleid = get_role_oid(role_name, false);
+	bool		binding = strcmp(fname, "secretsmgr_manage") == 0 ||
+		strcmp(fname, "secretsmgr_unmanage") == 0;
 
 	if (superuser())
+		return;
+	if (!binding && roleid == GetUserId())
 		return;
 
 	if (superuser_arg(roleid))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to manage role \"%s\"", role_name),
-				 errdetail("Only superusers can alter superuser roles.")));
+				 binding ?
+				 errmsg("permission denied to manage role \"%s\"", role_name) :
+				 errmsg("permission denied to change the password of role \"%s\"", role_name),
+				 errdetail("Only superusers can alter superuser roles."),
+				 binding ? 0 : errhint("Ask a superuser to call %s().", fname)));
 
 	if (!has_createrole_privilege(GetUserId()))
+	{
+		if (binding)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to manage role \"%s\"", role_name),
+					 errdetail("Only roles with the CREATEROLE attribute may bind a role to a secret."),
+					 errhint("Ask a superuser, or a role with CREATEROLE, to call it.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to manage role \"%s\"", role_name),
-				 errdetail("Only roles with the CREATEROLE attribute may bind a role to a secret."),
-				 errhint("Ask a superuser, or a role with CREATEROLE, to call it.")));
+				 errmsg("permission denied to change the password of role \"%s\"", role_name),
+				 errdetail("%s() runs ALTER ROLE as the calling role \"%s\", which lacks the CREATEROLE attribute.",
+						   fname, GetUserNameFromId(GetUserId(), false)),
+				 errhint("Call %s() as a superuser or as a role with CREATEROLE, or grant CREATEROLE to role \"%s\".",
+						 fname, GetUserNameFromId(GetUserId(), false))));
+	}
 
 #if PG_VERSION_NUM >= 160000
 	/* Since PostgreSQL 16, CREATEROLE alters only roles it administers. */
 	if (!is_admin_of_role(GetUserId(), roleid))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to manage role \"%s\"", role_name),
-				 errdetail("Only roles with the CREATEROLE attribute and the ADMIN option on role \"%s\" may bind it to a secret.",
-						   role_name)));
+				 binding ?
+				 errmsg("permission denied to manage role \"%s\"", role_name) :
+				 errmsg("permission denied to change the password of role \"%s\"", role_name),
+				 errdetail("Only roles with the CREATEROLE attribute and the ADMIN option on role \"%s\" may %s.",
+						   role_name, binding ? "bind it to a secret" : "change its password")));
 #endif
+}
+
+/*
+ * May the current user rotate secret_id, that is change the password of
+ * every role bound to it?  Checked by the rotating entry points before the
+ * rotation reads or writes anything.  An unbound secret, or a bound role
+ * that is gone, is left to the rotation's own errors.
+ */
+void
+sm_sqlapi_check_can_rotate(const char *secret_id, const char *fname)
+{
+	SmBinding	b;
+
+	if (!sm_registry_lookup(secret_id, &b))
+		return;
+	if (OidIsValid(get_role_oid(b.role_name, true)))
+		sm_sqlapi_check_can_alter_role(b.role_name, fname);
+	if (b.alternating && b.clone_role && OidIsValid(get_role_oid(b.clone_role, true)))
+		sm_sqlapi_check_can_alter_role(b.clone_role, fname);
 }
 
 /* Writes to the registry are refused on a standby and when read-only. */
@@ -125,7 +170,7 @@ secretsmgr_manage(PG_FUNCTION_ARGS)
 	strategy = required_text(fcinfo, 2, "strategy");
 
 	refuse_read_only("secretsmgr_manage");
-	check_can_alter_role(role_name);
+	sm_sqlapi_check_can_alter_role(role_name, "secretsmgr_manage");
 
 	sm_registry_manage(secret_id, role_name, strategy,
 					   PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3),
@@ -146,7 +191,7 @@ secretsmgr_unmanage(PG_FUNCTION_ARGS)
 	if (sm_registry_lookup(secret_id, &b))
 	{
 		if (OidIsValid(get_role_oid(b.role_name, true)))
-			check_can_alter_role(b.role_name);
+			sm_sqlapi_check_can_alter_role(b.role_name, "secretsmgr_unmanage");
 	}
 	PG_RETURN_BOOL(sm_registry_unmanage(secret_id));
 }
@@ -171,6 +216,7 @@ secretsmgr_rotate(PG_FUNCTION_ARGS)
 {
 	char	   *secret_id = secret_id_arg(fcinfo);
 
+	sm_sqlapi_check_can_rotate(secret_id, "secretsmgr_rotate");
 	PG_RETURN_TEXT_P(cstring_to_text(sm_rotation_rotate(secret_id, "sql")));
 }
 
@@ -185,6 +231,7 @@ secretsmgr_set_secret(PG_FUNCTION_ARGS)
 	char	   *token = required_text(fcinfo, 1, "client_request_token");
 
 	sm_client_check_version_id(token);
+	sm_sqlapi_check_can_rotate(secret_id, "secretsmgr_set_secret");
 	sm_rotation_set_secret(secret_id, token);
 	PG_RETURN_VOID();
 }
@@ -209,5 +256,6 @@ secretsmgr_reconcile(PG_FUNCTION_ARGS)
 {
 	char	   *secret_id = secret_id_arg(fcinfo);
 
+	sm_sqlapi_check_can_rotate(secret_id, "secretsmgr_reconcile");
 	PG_RETURN_TEXT_P(cstring_to_text(sm_rotation_reconcile(secret_id)));
 }

@@ -92,8 +92,20 @@ sm_start_emulator() {
 	export SM_EMULATOR_URL
 }
 
-# sm_start_cluster [extra postgresql.conf lines]: sets PGHOST PGPORT PGUSER
+# sm_start_cluster [extra postgresql.conf lines]: sets PGHOST PGPORT PGUSER.
+# With SM_BARE_CLUSTER=1, postgresql.conf has no secretsmgr setting at all
+# (a newcomer's cluster): the endpoint and the keys reach the server through
+# its environment, as a service unit's environment file gives them.
 sm_start_cluster() {
+	local smconf="secretsmgr.endpoint = '$SM_EMULATOR_URL'
+secretsmgr.region = 'us-east-1'
+secretsmgr.access_key_id = '$SM_TEST_ACCESS_KEY'
+secretsmgr.secret_access_key = '$SM_TEST_SECRET_KEY'"
+	local smenv=""
+	if [ -n "${SM_BARE_CLUSTER:-}" ]; then
+		smconf=""
+		smenv="AWS_ENDPOINT_URL_SECRETS_MANAGER=$SM_EMULATOR_URL AWS_ACCESS_KEY_ID=$SM_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SM_TEST_SECRET_KEY"
+	fi
 	PGPORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	AS_PG "$PGBIN/initdb" -D "$WORK/pgdata" -U postgres -A trust --no-sync >/dev/null || return 1
 	cat >>"$WORK/pgdata/postgresql.conf" <<CONF
@@ -102,10 +114,7 @@ port = $PGPORT
 unix_socket_directories = '$WORK'
 fsync = off
 password_encryption = 'scram-sha-256'
-secretsmgr.endpoint = '$SM_EMULATOR_URL'
-secretsmgr.region = 'us-east-1'
-secretsmgr.access_key_id = '$SM_TEST_ACCESS_KEY'
-secretsmgr.secret_access_key = '$SM_TEST_SECRET_KEY'
+$smconf
 ${1:-}
 CONF
 	# password logins over TCP for every role but the bootstrap superuser
@@ -116,7 +125,7 @@ local all all scram-sha-256
 host  all all 127.0.0.1/32 scram-sha-256
 HBA
 	# never reach for the real instance metadata service from a test
-	AS_PG env AWS_EC2_METADATA_DISABLED=true "$PGBIN/pg_ctl" -D "$WORK/pgdata" \
+	AS_PG env AWS_EC2_METADATA_DISABLED=true $smenv "$PGBIN/pg_ctl" -D "$WORK/pgdata" \
 		-l "$WORK/pg.log" -w start >/dev/null || { cat "$WORK/pg.log"; return 1; }
 	PG_STARTED=1
 	PGHOST=$WORK PGUSER=postgres

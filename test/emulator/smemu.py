@@ -57,7 +57,7 @@ OPERATIONS = (
 FAULTS = (
     "throttle", "error500", "error503", "delay", "hang", "drop", "malformed",
     "oversized", "access_denied", "html403", "empty403", "xml_error",
-    "expired_token", "decryption_failure",
+    "expired_token", "decryption_failure", "stage_mismatch",
 )
 
 # Operation keys for credential endpoints (faults and counters).
@@ -1391,6 +1391,13 @@ class Handler(BaseHTTPRequestHandler):
                                      "Message": "Secrets Manager can't "
                                      "decrypt the protected secret text "
                                      "using the provided KMS key."}, json_ct
+        elif kind == "stage_mismatch":
+            # what several implementations answer a GetSecretValue whose
+            # VersionId does not hold its VersionStage
+            status, body, ct = 400, {"__type": "InvalidRequestException",
+                                     "Message": "You provided a VersionStage "
+                                     "that is not associated to the provided "
+                                     "VersionId."}, json_ct
         elif kind == "malformed":
             status, ct = 200, json_ct
             body = b'{"ARN": "arn:aws:secretsmanager:truncated", "Name": "tr'
