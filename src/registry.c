@@ -229,7 +229,8 @@ scan_registry(const char *key, SmBinding *out)
 				a_arn,
 				a_role,
 				a_clone,
-				a_strategy;
+				a_strategy,
+				a_role_version;
 	bool		found = false;
 
 	if (!extension_info(&nspid, NULL))
@@ -250,6 +251,7 @@ scan_registry(const char *key, SmBinding *out)
 	a_role = column_number(rel, "role_name");
 	a_clone = column_number(rel, "clone_role");
 	a_strategy = column_number(rel, "strategy");
+	a_role_version = column_number(rel, "role_version_id");
 
 	snapshot = registry_snapshot();
 	scan = table_beginscan(rel, snapshot, 0, NULL);
@@ -273,6 +275,7 @@ scan_registry(const char *key, SmBinding *out)
 				out->clone_role = slot_string(slot, a_clone, NAMEOID);
 				out->strategy = slot_string(slot, a_strategy, TEXTOID);
 				out->alternating = strcmp(out->strategy, "alternating") == 0;
+				out->role_version_id = slot_string(slot, a_role_version, TEXTOID);
 			}
 		}
 	}
@@ -291,16 +294,25 @@ sm_registry_lookup(const char *secret_id_or_arn, SmBinding *out)
 	return scan_registry(secret_id_or_arn, out);
 }
 
-/* Roles whose password change must drop secret_id's cached values. */
+/*
+ * Roles whose password change must drop secret_id's cached values, and (when
+ * role_version_id is not NULL) the version whose password secretsmgr last
+ * gave a bound role, or NULL.
+ */
 int
-sm_registry_bound_roles(const char *secret_id, Oid *out, int max)
+sm_registry_bound_roles(const char *secret_id, Oid *out, int max,
+						char **role_version_id)
 {
 	SmBinding	b;
 	int			n = 0;
 	Oid			oid;
 
+	if (role_version_id)
+		*role_version_id = NULL;
 	if (max <= 0 || !scan_registry(secret_id, &b))
 		return 0;
+	if (role_version_id)
+		*role_version_id = b.role_version_id;
 	oid = get_role_oid(b.role_name, true);
 	if (OidIsValid(oid) && n < max)
 		out[n++] = oid;
@@ -311,6 +323,38 @@ sm_registry_bound_roles(const char *secret_id, Oid *out, int max)
 			out[n++] = oid;
 	}
 	return n;
+}
+
+/*
+ * Record, in the caller's transaction, that a role bound to secret_id now has
+ * the password of version_id: the cache compares AWSCURRENT with it (a read
+ * between a Lambda's setSecret and finishSecret gets an AWSCURRENT the role
+ * no longer has).  It commits or rolls back with the ALTER ROLE.
+ */
+void
+sm_registry_set_role_version(const char *secret_id, const char *version_id)
+{
+	SmOwnerSwitch sw;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char	   *sql;
+	int			rc;
+
+	sql = psprintf("UPDATE %s.secretsmgr_managed SET role_version_id = $2"
+				   " WHERE secret_id OPERATOR(pg_catalog.=) $1"
+				   " AND role_version_id IS DISTINCT FROM $2",
+				   sm_registry_schema_quoted());
+	values[0] = CStringGetTextDatum(secret_id);
+	values[1] = CStringGetTextDatum(version_id);
+
+	sm_registry_become_owner(&sw);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(sql, 2, argtypes, values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	SPI_finish();
+	sm_registry_restore_user(&sw);
 }
 
 /* Refuse a role with SUPERUSER, REPLICATION or BYPASSRLS unless allowed. */
