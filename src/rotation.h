@@ -37,6 +37,12 @@ extern char *sm_rotation_reconcile(const char *secret_id);
  */
 extern char *sm_rotation_generate_password(int length, const char *exclude);
 
+/*
+ * Serialise with every rotation of the secret whose ARN (or, without one,
+ * registered id) is key, until the end of the transaction.
+ */
+extern void sm_rotation_lock_key(const char *key);
+
 /* A fresh random (version 4) UUID, as AWS uses for ClientRequestToken. */
 extern char *sm_rotation_new_token(void);
 

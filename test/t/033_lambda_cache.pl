@@ -63,9 +63,11 @@ SmTest::smctl('put', $secret,
 
 # setSecret, as the Lambda calls it (the token and ARN as bind values).
 $node->safe_psql('postgres', "SELECT secretsmgr_set_secret('$arn', '$token')");
-is( $node->safe_psql('postgres',
-		"SELECT role_version_id FROM secretsmgr_managed WHERE secret_id = '$secret'"),
-	$token, 'setSecret records the version the role now has');
+my $recorded = '';
+$node->psql('postgres',
+	"SELECT role_version_id FROM secretsmgr_managed WHERE secret_id = '$secret'",
+	stdout => \$recorded);
+is($recorded, $token, 'setSecret records the version the role now has');
 
 # Readers in between: the old AWSCURRENT, which no longer logs in.
 @got = read_all();
