@@ -17,8 +17,6 @@ CREATE TABLE @extschema@.secretsmgr_managed (
 	rotation_interval	interval CHECK (rotation_interval > interval '0'),
 	created_at			timestamptz NOT NULL DEFAULT now(),
 	created_by			name NOT NULL DEFAULT current_user,
-	/* the version whose password secretsmgr last gave a bound role */
-	role_version_id		text,
 	CHECK ((strategy = 'alternating') = (clone_role IS NOT NULL))
 );
 

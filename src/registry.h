@@ -16,8 +16,6 @@ typedef struct SmBinding
 	char	   *clone_role;		/* NULL unless alternating */
 	char	   *strategy;		/* "single" or "alternating" */
 	bool		alternating;
-	char	   *role_version_id;	/* version whose password a role was last
-									 * given by secretsmgr; may be NULL */
 } SmBinding;
 
 /* The extension's user id switch, for writing the tables it owns. */
@@ -36,15 +34,13 @@ extern bool sm_registry_lookup(const char *secret_id_or_arn, SmBinding *out);
 
 /*
  * OIDs of the roles (role and clone) bound to secret_id, at most max, and
- * (if role_version_id is not NULL) the binding's role_version_id.  Returns 0
+ * (if role_version_id is not NULL) the version whose password secretsmgr
+ * last gave one of them, from the rotation history, or NULL.  Returns 0
  * at once when the registry is empty or the extension is absent.
  */
 extern int	sm_registry_bound_roles(const char *secret_id, Oid *out, int max,
 									char **role_version_id);
 
-/* Record that a bound role now has version_id's password (this transaction). */
-extern void sm_registry_set_role_version(const char *secret_id,
-										 const char *version_id);
 
 /*
  * Register (or update) a binding: checks the role, resolves the ARN,

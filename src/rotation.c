@@ -1057,7 +1057,6 @@ rotate_body(SmOp *op)
 	op->step = "testSecret";
 	require_verified(op, new_user, new_password, verifier);
 	sm_secure_zero(new_password, strlen(new_password));
-	sm_registry_set_role_version(op->binding.secret_id, new_version);
 
 	op->step = "finishSecret";
 	queue_stage_move(op, new_version, cur.version_id);
@@ -1166,8 +1165,6 @@ set_secret_body(SmOp *op)
 		op->status = "succeeded";
 		invalidate_cached(op->given_id, op->binding.secret_id, op->binding.secret_arn);
 	}
-	/* the cache compares AWSCURRENT with it until finishSecret */
-	sm_registry_set_role_version(op->binding.secret_id, pend.version_id);
 	sm_secure_zero(pendc.password, strlen(pendc.password));
 	sm_secret_value_scrub(&pend);
 
@@ -1376,7 +1373,6 @@ reconcile_body(SmOp *op)
 		op->status = "succeeded";
 		invalidate_cached(op->given_id, op->binding.secret_id, op->binding.secret_arn);
 	}
-	sm_registry_set_role_version(op->binding.secret_id, cur.version_id);
 	sm_secure_zero(curc.password, strlen(curc.password));
 	sm_secret_value_scrub(&cur);
 

@@ -63,11 +63,10 @@ SmTest::smctl('put', $secret,
 
 # setSecret, as the Lambda calls it (the token and ARN as bind values).
 $node->safe_psql('postgres', "SELECT secretsmgr_set_secret('$arn', '$token')");
-my $recorded = '';
-$node->psql('postgres',
-	"SELECT role_version_id FROM secretsmgr_managed WHERE secret_id = '$secret'",
-	stdout => \$recorded);
-is($recorded, $token, 'setSecret records the version the role now has');
+is( $node->safe_psql('postgres',
+		"SELECT new_version_id FROM secretsmgr_rotation_history WHERE secret_id = '$secret' "
+		  . "AND step = 'setSecret' AND status = 'succeeded' ORDER BY id DESC LIMIT 1"),
+	$token, 'setSecret records the version the role now has');
 
 # Readers in between: the old AWSCURRENT, which no longer logs in.
 @got = read_all();
