@@ -15,9 +15,9 @@
  * AWSCURRENT: between its setSecret (which drops every cached value through
  * the callback above) and finishSecret, a read gets the old AWSCURRENT,
  * whose password the role no longer has.  So an AWSCURRENT value of a
- * managed secret whose version is not the one the registry says the role
- * was last given (role_version_id, read with the bound roles when the value
- * is stored, never on a cached read) is kept at most
+ * managed secret whose version is not the one secretsmgr last gave the role
+ * (from the rotation history, read with the bound roles when the value is
+ * stored, never on a cached read) is "behind" and kept at most
  * secretsmgr.cache_pending_ttl.
  */
 #include "postgres.h"
