@@ -134,6 +134,10 @@ append_string(StringInfo buf, const char *s)
 	appendStringInfoChar(buf, '\0');
 }
 
+/*
+ * Pre-commit, before the first move: the segment, pinned, and the worker's
+ * description, so that the abort path has nothing left that can fail.
+ */
 void
 sm_undo_prepare(const SmUndoMove *moves, int nmoves)
 {
@@ -197,6 +201,7 @@ sm_undo_prepare(const SmUndoMove *moves, int nmoves)
 	undo_worker.bgw_notify_pid = 0;
 }
 
+/* Move i reached Secrets Manager: it is to be moved back on abort. */
 void
 sm_undo_performed(int i)
 {
@@ -207,6 +212,7 @@ sm_undo_performed(int i)
 	performed_flags(undo_shared)[i] = 1;
 }
 
+/* The first reason given wins; the history rows carry it. */
 void
 sm_undo_set_reason(int sqlerrcode, const char *message)
 {
@@ -216,6 +222,10 @@ sm_undo_set_reason(int sqlerrcode, const char *message)
 	strlcpy(undo_shared->reason, message, SM_UNDO_REASON_LEN);
 }
 
+/*
+ * Transaction end: let the segment go, or hand it to a worker when the
+ * transaction aborted after a move.  Never raises.
+ */
 bool
 sm_undo_finish(bool committed)
 {
