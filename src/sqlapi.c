@@ -125,9 +125,11 @@ cache_value(const char *secret_id, const char *stage, const char *version_id,
 			SmSecretValue *v)
 {
 	Oid			roles[4];
-	char	   *role_version;
+	char	   *role_version = NULL;
+	bool		current = version_id == NULL && stage != NULL &&
+		strcmp(stage, "AWSCURRENT") == 0 && sm_guc_cache_ttl_s > 0;
 	int			n = bound_roles(secret_id, v->arn, roles, lengthof(roles),
-								&role_version);
+								current ? &role_version : NULL);
 
 	(void) value_to_jsonb(v);
 	sm_cache_store(secret_id, stage, version_id, v, roles, n, role_version);
