@@ -10,6 +10,15 @@
  * when the password of a role bound to its secret changes: a syscache
  * callback on pg_authid runs in every backend once the change is visible to
  * it (commit of the ALTER ROLE, or this transaction's own command counter).
+ *
+ * Nothing tells a backend when a rotation Lambda's finishSecret moves
+ * AWSCURRENT: between its setSecret (which drops every cached value through
+ * the callback above) and finishSecret, a read gets the old AWSCURRENT,
+ * whose password the role no longer has.  So an AWSCURRENT value of a
+ * managed secret whose version is not the one secretsmgr last gave the role
+ * (from the rotation history, read with the bound roles when the value is
+ * stored, never on a cached read) is "behind" and kept at most
+ * secretsmgr.cache_pending_ttl.
  */
 #include "postgres.h"
 
@@ -36,6 +45,7 @@ typedef struct SmCacheEntry
 	SmSecretValue value;
 	double		fetched_at;		/* seconds, CLOCK_MONOTONIC */
 	bool		served_stale;	/* served past its TTL at least once */
+	bool		behind;			/* AWSCURRENT other than the role's version */
 	Oid			roles[SM_CACHE_MAX_ROLES];
 	uint32		role_hash[SM_CACHE_MAX_ROLES];	/* AUTHOID hash of each role */
 	int			nroles;
@@ -101,6 +111,15 @@ make_key(const char *secret_id, const char *version_stage, const char *version_i
 					version_id ? version_id : "");
 }
 
+/* Seconds entry e is fresh for. */
+static inline double
+entry_ttl(const SmCacheEntry *e)
+{
+	if (e->behind && sm_guc_cache_pending_ttl_s < sm_guc_cache_ttl_s)
+		return (double) sm_guc_cache_pending_ttl_s;
+	return (double) sm_guc_cache_ttl_s;
+}
+
 /* Remove one entry; its context deletion scrubs the value. */
 static void
 entry_remove(SmCacheEntry *e, const char *why)
@@ -136,10 +155,10 @@ sm_cache_lookup(const char *secret_id, const char *version_stage, const char *ve
 		sm_stats_count(SM_STAT_CACHE, "miss", 0);
 		return NULL;
 	}
-	if (now_s() - e->fetched_at >= sm_guc_cache_ttl_s)
+	if (now_s() - e->fetched_at >= entry_ttl(e))
 	{
 		/* keep it while it may still be served stale */
-		if (now_s() - e->fetched_at < (double) sm_guc_cache_ttl_s + sm_guc_cache_max_stale_s)
+		if (now_s() - e->fetched_at < entry_ttl(e) + sm_guc_cache_max_stale_s)
 			sm_stats_count(SM_STAT_CACHE, "expired", 0);
 		else
 			entry_remove(e, "expired");
@@ -166,7 +185,7 @@ sm_cache_lookup_stale(const char *secret_id, const char *version_stage,
 	e = hash_search(cache_hash, &key, HASH_FIND, NULL);
 	pfree(key);
 	if (e == NULL ||
-		now_s() - e->fetched_at >= (double) sm_guc_cache_ttl_s + sm_guc_cache_max_stale_s)
+		now_s() - e->fetched_at >= entry_ttl(e) + sm_guc_cache_max_stale_s)
 		return NULL;
 	*first_time = !e->served_stale;
 	e->served_stale = true;
@@ -175,19 +194,29 @@ sm_cache_lookup_stale(const char *secret_id, const char *version_stage,
 	return &e->value;
 }
 
-/* Store a copy of v; evict the least recently used beyond the bound. */
+/*
+ * Store a copy of v; evict the least recently used beyond the bound.  An
+ * AWSCURRENT value whose version is not role_version_id (when known) is
+ * "behind": kept at most secretsmgr.cache_pending_ttl.
+ */
 void
 sm_cache_store(const char *secret_id, const char *version_stage,
 			   const char *version_id, const SmSecretValue *v,
-			   const Oid *role_oids, int nroles)
+			   const Oid *role_oids, int nroles, const char *role_version_id)
 {
 	char	   *key;
 	SmCacheEntry *e;
 	bool		found;
 	MemoryContext cxt;
 	MemoryContext old;
+	bool		behind;
 
 	if (sm_guc_cache_ttl_s <= 0 || sm_guc_cache_max_entries <= 0)
+		return;
+	behind = role_version_id != NULL && version_id == NULL &&
+		version_stage != NULL && strcmp(version_stage, "AWSCURRENT") == 0 &&
+		v->version_id != NULL && strcmp(v->version_id, role_version_id) != 0;
+	if (behind && sm_guc_cache_pending_ttl_s <= 0)
 		return;
 	cache_setup();
 
@@ -215,6 +244,9 @@ sm_cache_store(const char *secret_id, const char *version_stage,
 
 	e->fetched_at = now_s();
 	e->served_stale = false;
+	e->behind = behind;
+	if (behind)
+		sm_stats_count(SM_STAT_CACHE, "behind", 0);
 	e->nroles = Min(nroles, SM_CACHE_MAX_ROLES);
 	for (int i = 0; i < e->nroles; i++)
 	{

@@ -32,12 +32,16 @@ extern const SmSecretValue *sm_cache_lookup_stale(const char *secret_id,
 
 /*
  * Store a copy of v under the key; role_oids are the roles bound to this
- * secret (their password change drops the entry in every backend).
- * Evicts the least recently used entry beyond secretsmgr.cache_max_entries.
+ * secret (their password change drops the entry in every backend), and
+ * role_version_id the version whose password secretsmgr last gave one of
+ * them (NULL if unknown): an AWSCURRENT value of another version is kept at
+ * most secretsmgr.cache_pending_ttl.  Evicts the least recently used entry
+ * beyond secretsmgr.cache_max_entries.
  */
 extern void sm_cache_store(const char *secret_id, const char *version_stage,
 						   const char *version_id, const SmSecretValue *v,
-						   const Oid *role_oids, int nroles);
+						   const Oid *role_oids, int nroles,
+						   const char *role_version_id);
 
 /*
  * Drop every entry of secret_id (matched as given, or as the entry's name or

@@ -31,11 +31,15 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
@@ -48,6 +52,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/relcache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -61,6 +66,7 @@
 
 #define SM_EXTENSION_NAME	"secretsmgr"
 #define SM_MANAGED_TABLE	"secretsmgr_managed"
+#define SM_HISTORY_TABLE	"secretsmgr_rotation_history"
 #define SM_CLONE_SUFFIX		"_clone"
 
 /* pg_extension facts about secretsmgr; false when it is not installed. */
@@ -291,16 +297,131 @@ sm_registry_lookup(const char *secret_id_or_arn, SmBinding *out)
 	return scan_registry(secret_id_or_arn, out);
 }
 
-/* Roles whose password change must drop secret_id's cached values. */
+/*
+ * The version whose password secretsmgr last gave a role bound to secret_id
+ * (its registered id), or NULL: new_version_id of the newest history row of
+ * a rotation, a Lambda's setSecret or a reconcile that succeeded or found
+ * nothing to do.  Those rows are written in the transaction that changes
+ * the role, so they are visible exactly when the password is.  Read like
+ * the registry, with the latest snapshot, by a backward scan of the
+ * (secret_id, id) index: the newest rows come first, and at most
+ * SM_ROLE_VERSION_SCAN of them are looked at.
+ */
+#define SM_ROLE_VERSION_SCAN	100
+
+static char *
+last_role_version(const char *secret_id)
+{
+	Oid			nspid;
+	Oid			relid;
+	Relation	rel;
+	Relation	idx = NULL;
+	List	   *indexes;
+	ListCell   *lc;
+	AttrNumber	a_id,
+				a_secret,
+				a_version,
+				a_step,
+				a_status;
+	Snapshot	snapshot;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *result = NULL;
+	int			seen = 0;
+
+	if (!extension_info(&nspid, NULL))
+		return NULL;
+	relid = get_relname_relid(SM_HISTORY_TABLE, nspid);
+	if (!OidIsValid(relid))
+		return NULL;
+	rel = table_open(relid, AccessShareLock);
+	a_id = column_number(rel, "id");
+	a_secret = column_number(rel, "secret_id");
+	a_version = column_number(rel, "new_version_id");
+	a_step = column_number(rel, "step");
+	a_status = column_number(rel, "status");
+
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Relation	i = index_open(lfirst_oid(lc), AccessShareLock);
+
+		if (i->rd_index->indnkeyatts == 2 &&
+			i->rd_index->indkey.values[0] == a_secret &&
+			i->rd_index->indkey.values[1] == a_id &&
+			i->rd_rel->relam == BTREE_AM_OID)
+		{
+			idx = i;
+			break;
+		}
+		index_close(i, AccessShareLock);
+	}
+	list_free(indexes);
+	if (idx == NULL)
+	{
+		table_close(rel, AccessShareLock);
+		return NULL;
+	}
+
+	ScanKeyEntryInitialize(&key, 0, a_secret, BTEqualStrategyNumber, InvalidOid,
+						   idx->rd_indcollation[0], F_TEXTEQ,
+						   CStringGetTextDatum(secret_id));
+	snapshot = registry_snapshot();
+	scan = systable_beginscan_ordered(rel, idx, snapshot, 1, &key);
+	while (result == NULL && seen++ < SM_ROLE_VERSION_SCAN &&
+		   (tup = systable_getnext_ordered(scan, BackwardScanDirection)) != NULL)
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		Datum		d;
+		char	   *step;
+		char	   *status;
+
+		d = heap_getattr(tup, a_status, desc, &isnull);
+		if (isnull)
+			continue;
+		status = TextDatumGetCString(d);
+		d = heap_getattr(tup, a_step, desc, &isnull);
+		if (isnull)
+			continue;
+		step = TextDatumGetCString(d);
+		if ((strcmp(status, "succeeded") == 0 || strcmp(status, "noop") == 0) &&
+			(strcmp(step, "setSecret") == 0 || strcmp(step, "finishSecret") == 0 ||
+			 strcmp(step, "reconcile") == 0))
+		{
+			d = heap_getattr(tup, a_version, desc, &isnull);
+			if (!isnull)
+				result = TextDatumGetCString(d);
+			break;
+		}
+	}
+	systable_endscan_ordered(scan);
+	UnregisterSnapshot(snapshot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/*
+ * Roles whose password change must drop secret_id's cached values, and (when
+ * role_version_id is not NULL) the version whose password secretsmgr last
+ * gave a bound role, or NULL.
+ */
 int
-sm_registry_bound_roles(const char *secret_id, Oid *out, int max)
+sm_registry_bound_roles(const char *secret_id, Oid *out, int max,
+						char **role_version_id)
 {
 	SmBinding	b;
 	int			n = 0;
 	Oid			oid;
 
+	if (role_version_id)
+		*role_version_id = NULL;
 	if (max <= 0 || !scan_registry(secret_id, &b))
 		return 0;
+	if (role_version_id)
+		*role_version_id = last_role_version(b.secret_id);
 	oid = get_role_oid(b.role_name, true);
 	if (OidIsValid(oid) && n < max)
 		out[n++] = oid;

@@ -33,10 +33,14 @@ typedef struct SmOwnerSwitch
 extern bool sm_registry_lookup(const char *secret_id_or_arn, SmBinding *out);
 
 /*
- * OIDs of the roles (role and clone) bound to secret_id, at most max.
- * Returns 0 at once when the registry is empty or the extension is absent.
+ * OIDs of the roles (role and clone) bound to secret_id, at most max, and
+ * (if role_version_id is not NULL) the version whose password secretsmgr
+ * last gave one of them, from the rotation history, or NULL.  Returns 0
+ * at once when the registry is empty or the extension is absent.
  */
-extern int	sm_registry_bound_roles(const char *secret_id, Oid *out, int max);
+extern int	sm_registry_bound_roles(const char *secret_id, Oid *out, int max,
+									char **role_version_id);
+
 
 /*
  * Register (or update) a binding: checks the role, resolves the ARN,

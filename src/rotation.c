@@ -77,6 +77,7 @@
 #include "rotation.h"
 #include "secretsmgr.h"
 #include "smclient.h"
+#include "undo.h"
 #include "verify.h"
 
 /*
@@ -155,7 +156,9 @@ typedef struct SmPendingMove
 } SmPendingMove;
 
 static List *pending_moves = NIL;
+static List *performed_moves = NIL;	/* moved at pre-commit, not yet committed */
 static bool callbacks_registered = false;
+static emit_log_hook_type prev_emit_log_hook = NULL;
 
 static void xact_callback(XactEvent event, void *arg);
 static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -211,7 +214,13 @@ require_binding(const char *secret_id, SmBinding *b)
 static void
 lock_secret(const SmBinding *b)
 {
-	const char *key = b->secret_arn ? b->secret_arn : b->secret_id;
+	sm_rotation_lock_key(b->secret_arn ? b->secret_arn : b->secret_id);
+}
+
+/* The rotation lock of the secret whose ARN (or registered id) is key. */
+void
+sm_rotation_lock_key(const char *key)
+{
 	LOCKTAG		tag;
 
 	SET_LOCKTAG_ADVISORY(tag, InvalidOid, SM_LOCK_CLASS,
@@ -722,6 +731,20 @@ op_begin(const char *opname, const char *fname, const char *via,
 	return op;
 }
 
+/*
+ * An error reported while labels moved by this transaction wait for its
+ * commit is why that commit failed (a serialization failure, say): keep it
+ * for the history rows of the rotations whose labels move back.
+ */
+static void
+note_commit_error(ErrorData *edata)
+{
+	if (performed_moves != NIL && edata->elevel >= ERROR)
+		sm_undo_set_reason(edata->sqlerrcode, edata->message);
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
 /* Register the transaction callbacks, once per backend. */
 static void
 register_callbacks(void)
@@ -730,6 +753,8 @@ register_callbacks(void)
 		return;
 	RegisterXactCallback(xact_callback, NULL);
 	RegisterSubXactCallback(subxact_callback, NULL);
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = note_commit_error;
 	callbacks_registered = true;
 }
 
@@ -795,6 +820,9 @@ move_stage(SmPendingMove *m)
 		edata = CopyErrorData();
 		FlushErrorState();
 		pending_moves = NIL;
+		sm_undo_set_reason(edata->sqlerrcode,
+						   psprintf("the stage move of secret \"%s\" failed: %s",
+									m->secret_id, edata->message));
 
 		memset(&row, 0, sizeof(row));
 		row.secret_id = m->secret_id;
@@ -814,27 +842,77 @@ move_stage(SmPendingMove *m)
 
 /*
  * Pre-commit: move AWSCURRENT for every queued rotation.  An error aborts
- * the commit, so the roles keep their old passwords.
+ * the commit, so the roles keep their old passwords.  If the commit fails
+ * after some labels moved (a later move, a serialization failure), the
+ * abort hands them to undo.c, prepared here, to be moved back.  A rotation
+ * counts as succeeded once its transaction has committed.
  */
 static void
 perform_stage_moves(void)
 {
 	List	   *moves = pending_moves;
 	int			n = list_length(moves);
+	SmUndoMove *undo = palloc0(sizeof(SmUndoMove) * n);
 
 	for (int i = 0; i < n; i++)
 	{
 		SmPendingMove *m = list_nth(moves, i);
 
+		undo[i].api_id = m->api_id;
+		undo[i].secret_id = m->secret_id;
+		undo[i].lock_key = m->secret_arn ? m->secret_arn : m->secret_id;
+		undo[i].role_name = m->role_name;
+		undo[i].strategy = m->strategy;
+		undo[i].new_version_id = m->new_version_id;
+		undo[i].old_version_id = m->old_version_id;
+		undo[i].executed_by = m->executed_by;
+		undo[i].via = m->via;
+		undo[i].started_at = m->started_at;
+	}
+	sm_undo_prepare(undo, n);
+
+	for (int i = 0; i < n; i++)
+	{
+		SmPendingMove *m = list_nth(moves, i);
+		MemoryContext old;
+
 		if (already_moved(moves, i, m))
 			continue;
 		move_stage(m);
+		sm_undo_performed(i);
+		old = MemoryContextSwitchTo(TopTransactionContext);
+		performed_moves = lappend(performed_moves, m);
+		MemoryContextSwitchTo(old);
 
 		/* Cached AWSCURRENT / AWSPENDING values of this secret are stale. */
 		invalidate_cached(NULL, m->secret_id, m->secret_arn);
-		count_outcome("rotate", "succeeded", m->started_at);
 	}
 	pending_moves = NIL;
+}
+
+/*
+ * Transaction end after labels moved (must not raise).  Committed: the
+ * rotations succeeded.  Aborted: they failed; undo.c moves the labels back
+ * and records each rotation as failed.
+ */
+static void
+end_performed_moves(bool committed)
+{
+	ListCell   *lc;
+
+	foreach(lc, performed_moves)
+	{
+		SmPendingMove *m = lfirst(lc);
+
+		count_outcome("rotate", committed ? "succeeded" : "failed", m->started_at);
+		if (!committed)
+			ereport(LOG,
+					(errmsg("secretsmgr: the transaction that rotated secret \"%s\" did not commit after AWSCURRENT moved to version \"%s\"; moving it back to version \"%s\"",
+							m->secret_id, m->new_version_id, m->old_version_id),
+					 errhidestmt(true)));
+	}
+	performed_moves = NIL;
+	(void) sm_undo_finish(committed);
 }
 
 /* Transaction end: perform the moves at pre-commit, forget them after. */
@@ -858,11 +936,14 @@ xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
 			break;
 		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_ABORT:
+			/* must not raise; the lists' memory goes with the transaction */
+			pending_moves = NIL;
+			end_performed_moves(event == XACT_EVENT_COMMIT);
+			break;
+		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			/* must not raise; the list's memory goes with the transaction */
 			pending_moves = NIL;
 			break;
 	}

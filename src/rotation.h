@@ -47,6 +47,12 @@ extern void sm_sqlapi_check_can_alter_role(const char *role_name, const char *fn
 /* May the current user change the password of every role bound to secret_id? */
 extern void sm_sqlapi_check_can_rotate(const char *secret_id, const char *fname);
 
+/*
+ * Serialise with every rotation of the secret whose ARN (or, without one,
+ * registered id) is key, until the end of the transaction.
+ */
+extern void sm_rotation_lock_key(const char *key);
+
 /* A fresh random (version 4) UUID, as AWS uses for ClientRequestToken. */
 extern char *sm_rotation_new_token(void);
 

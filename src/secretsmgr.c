@@ -51,6 +51,7 @@ int			sm_guc_retry_base_delay_ms = 1000;
 int			sm_guc_cache_ttl_s = 300;
 int			sm_guc_cache_max_entries = 100;
 int			sm_guc_cache_max_stale_s = 0;
+int			sm_guc_cache_pending_ttl_s = 5;
 int			sm_guc_password_length = 32;
 bool		sm_guc_allow_privileged_roles = false;
 
@@ -420,6 +421,11 @@ _PG_init(void)
 							"How long past its TTL a cached value may be served while Secrets Manager is failing.",
 							"0 (the default) never serves an expired value.  Only transient failures (throttling, HTTP 5xx, timeouts, connection errors) qualify.",
 							&sm_guc_cache_max_stale_s, 0, 0, 86400,
+							PGC_USERSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("secretsmgr.cache_pending_ttl",
+							"How long a cached AWSCURRENT is served once its role has a newer version's password.",
+							"Between a rotation Lambda's setSecret and finishSecret, AWSCURRENT no longer logs in; 0 does not cache it then.",
+							&sm_guc_cache_pending_ttl_s, 5, 0, 86400,
 							PGC_USERSET, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomStringVariable("secretsmgr.preload",
 							   "Secrets fetched, in one batch, the first time a session reads a secret.",

@@ -30,6 +30,7 @@ extern int	sm_guc_retry_base_delay_ms;
 extern int	sm_guc_cache_ttl_s;
 extern int	sm_guc_cache_max_entries;
 extern int	sm_guc_cache_max_stale_s;
+extern int	sm_guc_cache_pending_ttl_s;
 extern int	sm_guc_password_length;
 extern bool sm_guc_allow_privileged_roles;
 

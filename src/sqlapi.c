@@ -64,14 +64,18 @@ fetch_args(FunctionCallInfo fcinfo, FetchArgs *a)
 
 static bool preload_done = false;
 
-/* Bound roles of a secret (by the id given, else its ARN), for the cache. */
+/*
+ * Bound roles of a secret (by the id given, else its ARN), for the cache, and
+ * the version whose password secretsmgr last gave one of them.
+ */
 static int
-bound_roles(const char *secret_id, const char *arn, Oid *roles, int max)
+bound_roles(const char *secret_id, const char *arn, Oid *roles, int max,
+			char **role_version_id)
 {
-	int			n = sm_registry_bound_roles(secret_id, roles, max);
+	int			n = sm_registry_bound_roles(secret_id, roles, max, role_version_id);
 
 	if (n == 0 && arn)
-		n = sm_registry_bound_roles(arn, roles, max);
+		n = sm_registry_bound_roles(arn, roles, max, role_version_id);
 	return n;
 }
 
@@ -121,10 +125,14 @@ cache_value(const char *secret_id, const char *stage, const char *version_id,
 			SmSecretValue *v)
 {
 	Oid			roles[4];
-	int			n = bound_roles(secret_id, v->arn, roles, lengthof(roles));
+	char	   *role_version = NULL;
+	bool		current = version_id == NULL && stage != NULL &&
+		strcmp(stage, "AWSCURRENT") == 0 && sm_guc_cache_ttl_s > 0;
+	int			n = bound_roles(secret_id, v->arn, roles, lengthof(roles),
+								current ? &role_version : NULL);
 
 	(void) value_to_jsonb(v);
-	sm_cache_store(secret_id, stage, version_id, v, roles, n);
+	sm_cache_store(secret_id, stage, version_id, v, roles, n, role_version);
 }
 
 /*
