@@ -31,6 +31,9 @@ SELECT length(secretsmgr_rotate('att/single')) > 0 AS single_rotated,
 \! test/emulator/smctl put att/single '{"username":"regress_att_single","password":"Att-Single-Pending-Pw-3"}' --stages AWSPENDING --token 5ec0a11a-5ec0-4a11-8a11-5ec0a11a0001
 \! test/emulator/smctl put att/alt '{"username":"regress_att_alt_clone","password":"Att-Alt-Pending-Pw-4"}' --stages AWSPENDING --token 5ec0a11a-5ec0-4a11-8a11-5ec0a11a0002
 
+-- the history rows this file adds are removed at its end
+SELECT coalesce(max(id), 0) AS history_before FROM secretsmgr_rotation_history \gset
+
 -- every role's attributes and memberships, before
 CREATE TABLE regress_att_roles_before AS
 SELECT a.rolname, a.rolsuper, a.rolinherit, a.rolcreaterole, a.rolcreatedb,
@@ -284,7 +287,8 @@ FROM (VALUES ('secret_id', 'x''); ALTER ROLE regress_attacker SUPERUSER; --'),
              ('_text', '{"x''); ALTER ROLE regress_attacker SUPERUSER; --"}'),
              ('interval', '100000 years'), ('int4', '2147483647'), ('int8', '9223372036854775807')) x(k, v);
 
-CREATE TABLE regress_attack.outcome (fn pg_catalog.text, profile pg_catalog.text, result pg_catalog.text);
+CREATE TABLE regress_attack.outcome (fn pg_catalog.text, profile pg_catalog.text, result pg_catalog.text,
+                                     left_behind pg_catalog.text);
 CREATE FUNCTION regress_attack.call_everything() RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -297,6 +301,8 @@ DECLARE
 	nargs pg_catalog.int4;
 	call pg_catalog.text;
 	res pg_catalog.text;
+	path pg_catalog.text := pg_catalog.current_setting('search_path');
+	left_behind pg_catalog.text;
 BEGIN
 	FOR f IN
 		SELECT p.oid, p.proname, p.pronamespace::regnamespace::pg_catalog.text AS nsp,
@@ -340,13 +346,19 @@ BEGIN
 					                  '::', tname));
 			END LOOP;
 			call := pg_catalog.format('%I.%I(%s)', f.nsp, f.proname, pg_catalog.array_to_string(args, ', '));
+			left_behind := NULL;
 			BEGIN
 				EXECUTE pg_catalog.concat('SELECT * FROM ', call);
 				res := 'returned';
+				-- the owner's id and the pinned search_path end with the call
+				IF current_user OPERATOR(pg_catalog.<>) 'regress_attacker'
+				   OR pg_catalog.current_setting('search_path') OPERATOR(pg_catalog.<>) path THEN
+					left_behind := pg_catalog.concat(current_user, ' / ', pg_catalog.current_setting('search_path'));
+				END IF;
 			EXCEPTION WHEN OTHERS THEN
 				res := SQLSTATE;
 			END;
-			INSERT INTO regress_attack.outcome VALUES (f.proname, prof, res);
+			INSERT INTO regress_attack.outcome VALUES (f.proname, prof, res, left_behind);
 		END LOOP;
 	END LOOP;
 END
@@ -421,12 +433,16 @@ FROM pg_authid WHERE rolname = 'regress_attacker';
 SELECT count(DISTINCT fn) >= 18 AS every_function_called,
        count(*) = count(DISTINCT fn) * 8 AS every_profile_tried
 FROM regress_attack.outcome;
+-- after every call that returned, the caller's user id and search_path
+SELECT fn, profile, left_behind FROM regress_attack.outcome
+WHERE left_behind IS NOT NULL ORDER BY fn, profile;
 SELECT fn, string_agg(profile, ', ' ORDER BY profile) AS returned_for
 FROM regress_attack.outcome WHERE result = 'returned'
 GROUP BY fn ORDER BY fn;
 
 -- clean up
 SELECT secretsmgr_unmanage('att/single'), secretsmgr_unmanage('att/alt');
+DELETE FROM secretsmgr_rotation_history WHERE id > :history_before;
 SET client_min_messages = warning;
 DROP SCHEMA regress_attack CASCADE;
 RESET client_min_messages;
