@@ -10,10 +10,13 @@
 -- plausible arguments (two managed secrets that have rotated once, one per
 -- strategy) and implausible ones.  Then a database owner's weapon: the
 -- database's default search_path, which the history writer (a background
--- worker connecting as the extension owner) would inherit.
+-- worker connecting as the extension owner) would inherit.  Last, the same
+-- calls by regress_attacker_dba, which also holds CREATEROLE, so bindings,
+-- rotations and the Lambda steps get past the privilege checks.
 --
--- Asserted: no shadow ever ran as any role but regress_attacker, and no
--- role attribute or membership changed.  A shadow that ran as another role
+-- Asserted: no shadow ever ran as any role but the attacker calling, no
+-- role attribute or membership changed, and after every call the caller's
+-- user id and search_path are back.  A shadow that ran as another role
 -- also bumps a sequence (not undone by a rollback), so an error raised
 -- after it cannot hide it.
 \pset format unaligned
@@ -42,9 +45,11 @@ SELECT a.rolname, a.rolsuper, a.rolinherit, a.rolcreaterole, a.rolcreatedb,
                FROM pg_auth_members m WHERE m.member = a.oid ORDER BY 1) AS member_of
 FROM pg_authid a;
 
--- the attacker: EXECUTE on every function of the extension, a password so
--- it could log in, a schema of its own
-CREATE ROLE regress_attacker LOGIN PASSWORD 'regress-attacker-pw';
+-- the attackers: EXECUTE on every function of the extension, a schema of
+-- their own; regress_attacker_dba also holds CREATEROLE, so its calls get
+-- past the privilege checks (bindings, rotations, Lambda steps succeed)
+CREATE ROLE regress_attacker LOGIN;
+CREATE ROLE regress_attacker_dba LOGIN CREATEROLE;
 DO $$
 DECLARE
 	f regprocedure;
@@ -54,12 +59,13 @@ BEGIN
 	            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'secretsmgr')
 	            AND d.deptype = 'e'
 	LOOP
-		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO regress_attacker', f);
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO regress_attacker, regress_attacker_dba', f);
 	END LOOP;
 END
 $$;
 SELECT count(*) >= 18 AS granted_every_function,
-       bool_and(has_function_privilege('regress_attacker', d.objid, 'EXECUTE')) AS all_executable
+       bool_and(has_function_privilege('regress_attacker', d.objid, 'EXECUTE')
+                AND has_function_privilege('regress_attacker_dba', d.objid, 'EXECUTE')) AS all_executable
 FROM pg_depend d
 WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_extension'::regclass
   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'secretsmgr') AND d.deptype = 'e';
@@ -85,7 +91,7 @@ GRANT USAGE ON SCHEMA regress_attack TO PUBLIC;
 CREATE FUNCTION regress_attack.mark(shadow text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	IF current_user <> 'regress_attacker' THEN
+	IF current_user NOT IN ('regress_attacker', 'regress_attacker_dba') THEN
 		PERFORM nextval('regress_attack.foreign_runs');
 		PERFORM setval('regress_attack.foreign_role', current_user::regrole::oid::int8);
 		RAISE WARNING 'shadow % ran as %', shadow, current_user;
@@ -288,7 +294,9 @@ FROM (VALUES ('secret_id', 'x''); ALTER ROLE regress_attacker SUPERUSER; --'),
              ('interval', '100000 years'), ('int4', '2147483647'), ('int8', '9223372036854775807')) x(k, v);
 
 CREATE TABLE regress_attack.outcome (fn pg_catalog.text, profile pg_catalog.text, result pg_catalog.text,
-                                     left_behind pg_catalog.text);
+                                     left_behind pg_catalog.text, who name DEFAULT session_user);
+GRANT SELECT ON regress_attack.profile, regress_attack.known TO regress_attacker_dba;
+GRANT INSERT ON regress_attack.outcome TO regress_attacker_dba;
 CREATE FUNCTION regress_attack.call_everything() RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -351,7 +359,7 @@ BEGIN
 				EXECUTE pg_catalog.concat('SELECT * FROM ', call);
 				res := 'returned';
 				-- the owner's id and the pinned search_path end with the call
-				IF current_user OPERATOR(pg_catalog.<>) 'regress_attacker'
+				IF current_user OPERATOR(pg_catalog.<>) session_user
 				   OR pg_catalog.current_setting('search_path') OPERATOR(pg_catalog.<>) path THEN
 					left_behind := pg_catalog.concat(current_user, ' / ', pg_catalog.current_setting('search_path'));
 				END IF;
@@ -408,37 +416,48 @@ SELECT count(*) AS worker_wrote_failure_row
 FROM secretsmgr_rotation_history
 WHERE secret_id = 'att/single' AND status = 'failed' AND via = 'sql' AND executed_by = 'postgres';
 
+-- the attack again, by a role with CREATEROLE
+SET SESSION AUTHORIZATION regress_attacker_dba;
+SET search_path = regress_attack, public, pg_catalog;
+SET client_min_messages = error;
+SELECT regress_attack.call_everything();
+RESET client_min_messages;
+RESET search_path;
+RESET SESSION AUTHORIZATION;
+
 -- the verdict: no shadow ran as another role (sequence: also the runs a
 -- rollback undid), the record holds the attacker alone, no role changed
 SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS shadows_run_as_another_role
 FROM regress_attack.foreign_runs;
 SELECT CASE WHEN is_called THEN last_value::regrole::text ELSE 'nobody' END AS last_foreign_role
 FROM regress_attack.foreign_role;
-SELECT who, shadow FROM regress_attack.ran_as WHERE who <> 'regress_attacker' GROUP BY who, shadow ORDER BY who, shadow;
+SELECT who, shadow FROM regress_attack.ran_as
+WHERE who NOT IN ('regress_attacker', 'regress_attacker_dba') GROUP BY who, shadow ORDER BY who, shadow;
 CREATE TEMP VIEW regress_att_roles_after AS
 SELECT a.rolname, a.rolsuper, a.rolinherit, a.rolcreaterole, a.rolcreatedb,
        a.rolcanlogin, a.rolreplication, a.rolbypassrls, a.rolconnlimit, a.rolvaliduntil,
        ARRAY(SELECT m.roleid::regrole::text || CASE WHEN m.admin_option THEN '+admin' ELSE '' END
                FROM pg_auth_members m WHERE m.member = a.oid ORDER BY 1) AS member_of
-FROM pg_authid a WHERE a.rolname <> 'regress_attacker';
--- every role but the attacker (created after the snapshot): no difference
+FROM pg_authid a WHERE a.rolname NOT IN ('regress_attacker', 'regress_attacker_dba');
+-- every role but the attackers (created after the snapshot): no difference
 SELECT 'before' AS side, * FROM (TABLE regress_att_roles_before EXCEPT TABLE regress_att_roles_after) b
 UNION ALL
 SELECT 'after', * FROM (TABLE regress_att_roles_after EXCEPT TABLE regress_att_roles_before) a
 ORDER BY rolname, side;
-SELECT rolname, rolsuper, rolcreaterole, rolreplication, rolbypassrls
-FROM pg_authid WHERE rolname = 'regress_attacker';
+SELECT rolname, rolsuper, rolcreaterole, rolreplication, rolbypassrls, rolinherit,
+       ARRAY(SELECT m.roleid::regrole FROM pg_auth_members m WHERE m.member = a.oid) AS member_of
+FROM pg_authid a WHERE rolname IN ('regress_attacker', 'regress_attacker_dba') ORDER BY rolname;
 -- the calls reached the code: every function was called under every
 -- profile, and these returned normally to the attacker
-SELECT count(DISTINCT fn) >= 18 AS every_function_called,
+SELECT who, count(DISTINCT fn) >= 18 AS every_function_called,
        count(*) = count(DISTINCT fn) * 8 AS every_profile_tried
-FROM regress_attack.outcome;
+FROM regress_attack.outcome GROUP BY who ORDER BY who;
 -- after every call that returned, the caller's user id and search_path
-SELECT fn, profile, left_behind FROM regress_attack.outcome
-WHERE left_behind IS NOT NULL ORDER BY fn, profile;
-SELECT fn, string_agg(profile, ', ' ORDER BY profile) AS returned_for
+SELECT who, fn, profile, left_behind FROM regress_attack.outcome
+WHERE left_behind IS NOT NULL ORDER BY who, fn, profile;
+SELECT who, fn, string_agg(profile, ', ' ORDER BY profile) AS returned_for
 FROM regress_attack.outcome WHERE result = 'returned'
-GROUP BY fn ORDER BY fn;
+GROUP BY who, fn ORDER BY who, fn;
 
 -- clean up
 SELECT secretsmgr_unmanage('att/single'), secretsmgr_unmanage('att/alt');
@@ -446,9 +465,10 @@ DELETE FROM secretsmgr_rotation_history WHERE id > :history_before;
 SET client_min_messages = warning;
 DROP SCHEMA regress_attack CASCADE;
 RESET client_min_messages;
-DROP OWNED BY regress_attacker;
+DROP OWNED BY regress_attacker, regress_attacker_dba;
 DROP TABLE regress_att_roles_before;
 DROP ROLE regress_attacker;
+DROP ROLE regress_attacker_dba;
 DROP ROLE regress_att_single;
 DROP ROLE regress_att_alt;
 DROP ROLE regress_att_alt_clone;
