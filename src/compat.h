@@ -36,4 +36,18 @@
 #define curl_multi_poll curl_multi_wait
 #endif
 
+/*
+ * RestrictSearchPath() (17) sets search_path to "pg_catalog, pg_temp" at the
+ * current GUC nest level; before 17, the same set_config_option() call.
+ */
+#if PG_VERSION_NUM < 170000
+#include "utils/guc.h"
+static inline void
+RestrictSearchPath(void)
+{
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+#endif
+
 #endif							/* SECRETSMGR_COMPAT_H */

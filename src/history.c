@@ -9,8 +9,10 @@
  * A failure must outlive the transaction it aborts (a server log line alone
  * is not enough).  PostgreSQL has no autonomous transactions, so the row is
  * handed to a short-lived dynamic background worker through a pinned DSM
- * segment; the worker connects to this database as the extension owner,
- * inserts the row in a transaction of its own and exits, and the caller
+ * segment; the worker connects to this database as the extension owner
+ * with search_path pinned to pg_catalog, pg_temp for its whole life (the
+ * database's default search_path is whatever its owner set), inserts the
+ * row in a transaction of its own and exits, and the caller
  * waits (bounded) for it to finish.  Dynamic workers need no
  * shared_preload_libraries, only a free max_worker_processes slot; without
  * one the failure is still logged and counted, with a WARNING.
@@ -40,6 +42,7 @@
 
 #include "history.h"
 #include "registry.h"
+#include "runas.h"
 
 /* How long a caller waits for the history worker. */
 #define SM_HISTORY_WAIT_MS		10000
@@ -92,7 +95,10 @@ clip_error(const char *error)
 	return pnstrdup(error, len);
 }
 
-/* INSERT the row through SPI as the current user (SPI connected). */
+/*
+ * INSERT the row through SPI (connected, as the extension owner): typed
+ * parameters into the schema-qualified table, no operator or function.
+ */
 static void
 insert_row_spi(const SmHistoryRow *row)
 {
@@ -130,21 +136,24 @@ insert_row_spi(const SmHistoryRow *row)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 }
 
+/* Under sm_runas_owner: INSERT the row through SPI. */
+static void
+insert_row_owner(void *arg)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	insert_row_spi((const SmHistoryRow *) arg);
+	SPI_finish();
+}
+
 /* Insert row in the current transaction, as the extension owner. */
 bool
 sm_history_insert(const SmHistoryRow *row)
 {
-	SmOwnerSwitch sw;
-
 	if (RecoveryInProgress() || XactReadOnly)
 		return false;
 
-	sm_registry_become_owner(&sw);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	insert_row_spi(row);
-	SPI_finish();
-	sm_registry_restore_user(&sw);
+	sm_runas_owner(insert_row_owner, (void *) row);
 	return true;
 }
 
@@ -325,18 +334,15 @@ sm_history_worker_main(Datum main_arg)
 	row.started_at = copy->started_at;
 	row.finished_at = copy->finished_at;
 
-	BackgroundWorkerInitializeConnectionByOid(copy->dboid, copy->owner, 0);
+	sm_runas_worker_connect(copy->dboid, copy->owner);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "recording a failed secretsmgr rotation");
 
-	insert_row_spi(&row);
+	sm_runas_owner(insert_row_owner, &row);
 
-	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);

@@ -36,6 +36,7 @@
 #include "credentials.h"
 #include "registry.h"
 #include "rotation.h"
+#include "runas.h"
 #include "secretsmgr.h"
 #include "smclient.h"
 
@@ -57,68 +58,83 @@ typedef struct ManagedRow
 	char	   *pending;		/* version holding AWSPENDING */
 } ManagedRow;
 
-/* Every row of secretsmgr_managed, with its last successful rotation. */
+/* What managed_rows_owner reads: its SQL text in, the rows out. */
+typedef struct ManagedRowsCall
+{
+	const char *sql;
+	MemoryContext cxt;
+	List	   *rows;
+} ManagedRowsCall;
+
+/* As the extension owner: run the registry query, copy the rows out. */
+static void
+managed_rows_owner(void *arg)
+{
+	ManagedRowsCall *call = arg;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(call->sql, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read secretsmgr_managed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(call->cxt);
+		ManagedRow *r = palloc0(sizeof(ManagedRow));
+		bool		isnull;
+		Datum		d;
+
+		r->secret_id = SPI_getvalue(tup, desc, 1);
+		r->secret_arn = SPI_getvalue(tup, desc, 2);
+		r->role_name = SPI_getvalue(tup, desc, 3);
+		r->clone_role = SPI_getvalue(tup, desc, 4);
+		r->strategy = SPI_getvalue(tup, desc, 5);
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		if (!isnull)
+		{
+			r->has_interval = true;
+			r->rotation_interval = *DatumGetIntervalP(d);
+		}
+		d = SPI_getbinval(tup, desc, 7, &isnull);
+		if (!isnull)
+		{
+			r->has_last = true;
+			r->last_rotated = DatumGetTimestampTz(d);
+		}
+		call->rows = lappend(call->rows, r);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+}
+
+/*
+ * Every row of secretsmgr_managed, with its last successful rotation.  Read
+ * as the extension owner (the table is revoked from PUBLIC), so every name
+ * in the text is schema-qualified.
+ */
 static List *
 managed_rows(void)
 {
-	SmOwnerSwitch sw;
 	char	   *schema = sm_registry_schema_quoted();
-	char	   *sql;
-	List	   *rows = NIL;
-	MemoryContext cxt = CurrentMemoryContext;
+	ManagedRowsCall call;
 
-	sql = psprintf("SELECT m.secret_id, m.secret_arn, m.role_name::text, m.clone_role::text,"
-				   "       m.strategy, m.rotation_interval,"
-				   "       (SELECT max(h.finished_at) FROM %s.secretsmgr_rotation_history h"
-				   "         WHERE h.secret_id = m.secret_id AND h.status = 'succeeded'"
-				   "           AND h.step IN ('finishSecret', 'setSecret', 'reconcile'))"
-				   "  FROM %s.secretsmgr_managed m ORDER BY m.secret_id",
-				   schema, schema);
-
-	sm_registry_become_owner(&sw);
-	PG_TRY();
-	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read secretsmgr_managed");
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			MemoryContext old = MemoryContextSwitchTo(cxt);
-			ManagedRow *r = palloc0(sizeof(ManagedRow));
-			bool		isnull;
-			Datum		d;
-
-			r->secret_id = SPI_getvalue(tup, desc, 1);
-			r->secret_arn = SPI_getvalue(tup, desc, 2);
-			r->role_name = SPI_getvalue(tup, desc, 3);
-			r->clone_role = SPI_getvalue(tup, desc, 4);
-			r->strategy = SPI_getvalue(tup, desc, 5);
-			d = SPI_getbinval(tup, desc, 6, &isnull);
-			if (!isnull)
-			{
-				r->has_interval = true;
-				r->rotation_interval = *DatumGetIntervalP(d);
-			}
-			d = SPI_getbinval(tup, desc, 7, &isnull);
-			if (!isnull)
-			{
-				r->has_last = true;
-				r->last_rotated = DatumGetTimestampTz(d);
-			}
-			rows = lappend(rows, r);
-			MemoryContextSwitchTo(old);
-		}
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		sm_registry_restore_user(&sw);
-	}
-	PG_END_TRY();
-	return rows;
+	call.sql = psprintf("SELECT m.secret_id, m.secret_arn,"
+						"       m.role_name::pg_catalog.text, m.clone_role::pg_catalog.text,"
+						"       m.strategy, m.rotation_interval,"
+						"       (SELECT pg_catalog.max(h.finished_at)"
+						"          FROM %s.secretsmgr_rotation_history h"
+						"         WHERE h.secret_id OPERATOR(pg_catalog.=) m.secret_id"
+						"           AND h.status OPERATOR(pg_catalog.=) 'succeeded'"
+						"           AND h.step OPERATOR(pg_catalog.=) ANY"
+						"               (ARRAY['finishSecret', 'setSecret', 'reconcile']::pg_catalog.text[]))"
+						"  FROM %s.secretsmgr_managed m"
+						" ORDER BY m.secret_id USING OPERATOR(pg_catalog.<)",
+						schema, schema);
+	call.cxt = CurrentMemoryContext;
+	call.rows = NIL;
+	sm_runas_owner(managed_rows_owner, &call);
+	return call.rows;
 }
 
 /* A JSON array of strings. */

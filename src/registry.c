@@ -15,8 +15,8 @@
  * - for "alternating", <role>_clone exists, can log in and is a member of
  *   every role <role> is a member of.
  *
- * The tables stay revoked from PUBLIC: rows are written through SPI under
- * the extension owner's user id (SECURITY_LOCAL_USERID_CHANGE), while the
+ * The tables stay revoked from PUBLIC: rows are written through SPI as the
+ * extension owner (sm_runas_owner, search_path pinned), while the
  * clone role is created and granted under the caller's own id, so
  * PostgreSQL's own privilege checks apply to it.  No SQL text built here
  * ever carries a password.
@@ -60,6 +60,7 @@
 
 
 #include "registry.h"
+#include "runas.h"
 #include "secretsmgr.h"
 #include "smclient.h"
 #include "verify.h"
@@ -133,24 +134,6 @@ sm_registry_extension_owner(void)
 
 	require_extension(NULL, &owner);
 	return owner;
-}
-
-/* Switch to the extension owner's user id for writing its tables. */
-void
-sm_registry_become_owner(SmOwnerSwitch *sw)
-{
-	Oid			owner = sm_registry_extension_owner();
-
-	GetUserIdAndSecContext(&sw->save_userid, &sw->save_sec_context);
-	SetUserIdAndSecContext(owner,
-						   sw->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-}
-
-/* Back to the user id saved by sm_registry_become_owner. */
-void
-sm_registry_restore_user(const SmOwnerSwitch *sw)
-{
-	SetUserIdAndSecContext(sw->save_userid, sw->save_sec_context);
 }
 
 /*
@@ -713,6 +696,35 @@ ensure_clone(const char *role_name, const char *clone_name)
 	CommandCounterIncrement();
 }
 
+/* One write to the registry, done as the extension owner. */
+typedef struct OwnerWrite
+{
+	const char *sql;			/* schema-qualified throughout */
+	int			nargs;
+	Oid		   *argtypes;
+	Datum	   *values;
+	const char *nulls;
+	int			expect;			/* SPI_OK_INSERT or SPI_OK_DELETE */
+	uint64		processed;		/* out */
+} OwnerWrite;
+
+/* Under sm_runas_owner: run the write, check its result code. */
+static void
+owner_write(void *arg)
+{
+	OwnerWrite *w = arg;
+	int			rc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(w->sql, w->nargs, w->argtypes, w->values,
+							   w->nulls, false, 0);
+	if (rc != w->expect)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	w->processed = SPI_processed;
+	SPI_finish();
+}
+
 /* Register (or update) the binding of secret_id to role_name. */
 void
 sm_registry_manage(const char *secret_id, const char *role_name,
@@ -725,11 +737,10 @@ sm_registry_manage(const char *secret_id, const char *role_name,
 	char	   *schema;
 	char	   *sql;
 	char	   *created_by;
-	SmOwnerSwitch sw;
+	OwnerWrite	call;
 	Oid			argtypes[7] = {TEXTOID, TEXTOID, NAMEOID, NAMEOID, TEXTOID, INTERVALOID, NAMEOID};
 	Datum		values[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	int			rc;
 
 	if (strcmp(strategy, "single") == 0)
 		alternating = false;
@@ -800,14 +811,13 @@ sm_registry_manage(const char *secret_id, const char *role_name,
 	nulls[5] = interval_isnull ? 'n' : ' ';
 	values[6] = DirectFunctionCall1(namein, CStringGetDatum(created_by));
 
-	sm_registry_become_owner(&sw);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(sql, 7, argtypes, values, nulls, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
-	SPI_finish();
-	sm_registry_restore_user(&sw);
+	call.sql = sql;
+	call.nargs = 7;
+	call.argtypes = argtypes;
+	call.values = values;
+	call.nulls = nulls;
+	call.expect = SPI_OK_INSERT;
+	sm_runas_owner(owner_write, &call);
 
 	CommandCounterIncrement();
 }
@@ -816,27 +826,26 @@ sm_registry_manage(const char *secret_id, const char *role_name,
 bool
 sm_registry_unmanage(const char *secret_id)
 {
-	SmOwnerSwitch sw;
+	OwnerWrite	call;
 	char	   *sql;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
-	int			rc;
 	bool		deleted;
 
 	sql = psprintf("DELETE FROM %s.secretsmgr_managed"
-				   " WHERE secret_id = $1 OR secret_arn = $1",
+				   " WHERE secret_id OPERATOR(pg_catalog.=) $1"
+				   "    OR secret_arn OPERATOR(pg_catalog.=) $1",
 				   sm_registry_schema_quoted());
 	values[0] = CStringGetTextDatum(secret_id);
 
-	sm_registry_become_owner(&sw);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(sql, 1, argtypes, values, NULL, false, 0);
-	if (rc != SPI_OK_DELETE)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
-	deleted = SPI_processed > 0;
-	SPI_finish();
-	sm_registry_restore_user(&sw);
+	call.sql = sql;
+	call.nargs = 1;
+	call.argtypes = argtypes;
+	call.values = values;
+	call.nulls = NULL;
+	call.expect = SPI_OK_DELETE;
+	sm_runas_owner(owner_write, &call);
+	deleted = call.processed > 0;
 
 	CommandCounterIncrement();
 	return deleted;

@@ -18,13 +18,6 @@ typedef struct SmBinding
 	bool		alternating;
 } SmBinding;
 
-/* The extension's user id switch, for writing the tables it owns. */
-typedef struct SmOwnerSwitch
-{
-	Oid			save_userid;
-	int			save_sec_context;
-} SmOwnerSwitch;
-
 /*
  * Find the binding whose secret_id or secret_arn equals secret_id_or_arn
  * (or whose ARN names that secret).  Reads the latest committed state plus
@@ -60,12 +53,5 @@ extern void sm_registry_check_unprivileged(const char *role_name);
 /* The schema the extension lives in (quoted, for SPI text) and its owner. */
 extern char *sm_registry_schema_quoted(void);
 extern Oid	sm_registry_extension_owner(void);
-
-/*
- * Run as the extension's owner until sm_registry_restore_user (an error
- * restores the user id through the (sub)transaction abort).
- */
-extern void sm_registry_become_owner(SmOwnerSwitch *sw);
-extern void sm_registry_restore_user(const SmOwnerSwitch *sw);
 
 #endif							/* SECRETSMGR_REGISTRY_H */
