@@ -53,6 +53,7 @@
 
 #include "history.h"
 #include "registry.h"
+#include "runas.h"
 #include "rotation.h"
 #include "secretsmgr.h"
 #include "smclient.h"
@@ -376,7 +377,7 @@ sm_undo_worker_main(Datum main_arg)
 	dsm_unpin_segment(handle);
 	dsm_detach(seg);
 
-	BackgroundWorkerInitializeConnectionByOid(copy->dboid, copy->owner, 0);
+	sm_runas_worker_connect(copy->dboid, copy->owner);
 
 	p = copy->data + copy->nmoves + copy->nmoves * sizeof(TimestampTz);
 	for (int i = 0; i < lengthof(client_settings); i++)
