@@ -2,10 +2,11 @@
 """The rotation Lambda driven through its four steps.
 
 Needs the Secrets Manager emulator (SM_EMULATOR_URL) and a PostgreSQL
-cluster with secretsmgr installed (PGHOST, PGPORT, superuser PGUSER over the
-socket; every other role logs in with SCRAM over 127.0.0.1), as
-test/lambda/run starts them.  SM_PG_LOG names the server log that the last
-case searches for every secret value.
+cluster with secretsmgr installed and TLS on (PGHOST, PGPORT, superuser
+PGUSER over the socket; every other role logs in with SCRAM over 127.0.0.1;
+the server's certificate in SM_WORK/server.crt), as test/lambda/run starts
+them.  SM_PG_LOG names the server log that the last case searches for every
+secret value.
 
 Every case uses its own secret and role, and ends by asserting the staging
 labels (through smctl stage) and who can log in with what.
