@@ -971,6 +971,28 @@ class TestIamPolicy(Base):
             self.attach(self.policy(), akid="AKIDNOSUCHKEY")
         self.assertEqual(e.exception.code, 400)
 
+    def test_command_line_key_and_policy(self):
+        d = tempfile.mkdtemp(prefix="smemu-iam.")
+        try:
+            path = os.path.join(d, "policy.json")
+            with open(path, "w") as f:
+                json.dump(self.policy({"Effect": "Allow",
+                                       "Action": "secretsmanager:DescribeSecret",
+                                       "Resource": "*"}), f)
+            e = Emu("--key", "%s:%s" % (self.KEY2, self.SECRET2),
+                    "--iam-policy", "%s=%s" % (self.KEY2, path))
+            try:
+                e.client().create_secret(Name="cl", SecretString="v")
+                c = e.client(self.KEY2, self.SECRET2)
+                c.describe_secret(SecretId="cl")
+                with self.assertRaises(ClientError) as err:
+                    c.get_secret_value(SecretId="cl")
+                self.assertEqual(code(err), "AccessDeniedException")
+            finally:
+                e.stop()
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
     def test_reset_and_temporary(self):
         self.c.create_secret(Name="t1", SecretString="v1")
         self.attach(self.policy({"Effect": "Allow", "Action": "secretsmanager:X",
