@@ -812,6 +812,69 @@ class IamPolicyTests(LambdaTestCase):
             self.step(arn, token, step)
         self.assertTrue(self.login("lambda_iam", self.value(arn)["password"]))
 
+    def test_four_steps_under_the_template_policy(self):
+        """What lambda/template.yaml grants is enough, and binds: only the
+        secret whose rotation function is this one."""
+        arn, old = self.make_app("tpl", kms_key_id=KMS_KEY)
+        self.as_lambda()
+        policy = template_policy(arn, self.master_arn, KMS_KEY, LAMBDA_ARN)
+        self.assertIn("secretsmanager:resource/AllowRotationLambdaArn", json.dumps(policy))
+        token = self.start_rotation(arn)
+        smctl("reset")
+        self.attach(self.KEY, policy, self.SECRET)
+        for step in rotation.STEPS:
+            self.step(arn, token, step)
+        self.assertEqual(self.denials(), [])
+        self.assertTrue(self.login("lambda_tpl", self.value(arn)["password"]))
+        self.assertFalse(self.login("lambda_tpl", old["password"]))
+        # the same secret, rotated by another function: nothing allowed
+        self.attach(self.KEY, None)
+        token = str(uuid.uuid4())
+        self.sm.rotate_secret(SecretId=arn, ClientRequestToken=token,
+                              RotationLambdaARN=LAMBDA_ARN + "-other",
+                              RotationRules={"AutomaticallyAfterDays": 30})
+        self.attach(self.KEY, policy)
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.step(arn, token, "createSecret")
+        self.assertEqual(e.exception.response["Error"]["Code"], "AccessDeniedException")
+        self.assertIn("secretsmanager:DescribeSecret", e.exception.response["Error"]["Message"])
+
+
+def template_policy(secret_arn, master_arn, kms_key_arn, function_arn):
+    """The statements lambda/template.yaml grants the function's role (its
+    inline policy and its AWS::IAM::Policy resources), with the parameters,
+    the region and the function's ARN filled in; the AWS managed VPC policy
+    (logs and network interfaces) is left out."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import check_template
+    tpl = check_template.load(os.path.join(ROOT, "lambda", "template.yaml"))
+    values = {"SecretArn": secret_arn, "MasterSecretArn": master_arn,
+              "KmsKeyArn": kms_key_arn, "AWS::Region": "us-east-1"}
+
+    def resolve(node):
+        if isinstance(node, dict):
+            if list(node) == ["Ref"]:
+                return values[node["Ref"]]
+            if list(node) == ["Fn::GetAtt"]:
+                assert node["Fn::GetAtt"] == ["RotationFunction", "Arn"], node
+                return function_arn
+            if list(node) == ["Fn::Sub"]:
+                return node["Fn::Sub"].replace("${AWS::Region}", "us-east-1")
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    statements = []
+    for name, res in tpl["Resources"].items():
+        props = res.get("Properties") or {}
+        docs = [p["PolicyDocument"] for p in props.get("Policies") or []]
+        if res["Type"] == "AWS::IAM::Policy":
+            docs.append(props["PolicyDocument"])
+        for doc in docs:
+            statements.extend(resolve(doc["Statement"]))
+    return {"Version": "2012-10-17", "Statement": statements}
+
 
 class LeakCheck(LambdaTestCase):
 
