@@ -4,7 +4,7 @@
 \! test/emulator/smctl create ops/alt '{"username":"regress_ops_alt","password":"Ops-Alt-Initial-Pw-2"}'
 CREATE ROLE regress_ops_app LOGIN;
 CREATE ROLE regress_ops_alt LOGIN;
--- no managed secrets: an empty policy, a short report
+-- no managed secrets: only the calls that name no secret, a short report
 SELECT secretsmgr_iam_policy();
 SELECT check_name, status FROM secretsmgr_health();
 
@@ -13,8 +13,13 @@ SELECT secretsmgr_manage('ops/alt', 'regress_ops_alt', 'alternating');
 
 -- exact ARNs (the random suffix masked), the customer-managed key with kms:ViaService
 SELECT jsonb_pretty(regexp_replace(secretsmgr_iam_policy()::text, '-[A-Za-z0-9]{6}"', '-XXXXXX"', 'g')::jsonb);
-SELECT jsonb_pretty(regexp_replace(secretsmgr_iam_policy('lambda')::text, '-[A-Za-z0-9]{6}"', '-XXXXXX"', 'g')::jsonb);
+-- the Lambda's policy also reads its administrator secret, named by its full ARN
+SELECT jsonb_pretty(regexp_replace(secretsmgr_iam_policy('lambda', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:ops/admin-AbC123')::text, '-[A-Za-z0-9]{6}"', '-XXXXXX"', 'g')::jsonb);
 SELECT sm_error($$SELECT secretsmgr_iam_policy('admin')$$);
+SELECT sm_error($$SELECT secretsmgr_iam_policy('lambda')$$);
+SELECT sm_error($$SELECT secretsmgr_iam_policy('lambda', 'ops/admin')$$);
+SELECT sm_error($$SELECT secretsmgr_iam_policy('lambda', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:ops/admin-??????')$$);
+SELECT sm_error($$SELECT secretsmgr_iam_policy('database', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:ops/admin-AbC123')$$);
 
 -- health: the initial passwords were never applied, so AWSCURRENT does not verify
 SELECT check_name, status FROM secretsmgr_health() ORDER BY check_name;

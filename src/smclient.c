@@ -326,6 +326,34 @@ backoff_ms(int attempt)
 }
 
 /*
+ * The operations secretsmgr calls, and the rotation Lambda's
+ * (lambda/secretsmgr_rotation.py).  GetRandomPassword is the database's
+ * endpoint probe (secretsmgr_health); passwords come from pg_strong_random.
+ * BatchGetSecretValue has no resource-level permissions: IAM also checks
+ * GetSecretValue on each secret it returns.
+ */
+const SmOperation sm_operations[] = {
+	{"DescribeSecret", SM_NEED_DATABASE | SM_NEED_LAMBDA, true, NULL},
+	{"GetSecretValue", SM_NEED_DATABASE | SM_NEED_LAMBDA, true, "kms:Decrypt"},
+	{"PutSecretValue", SM_NEED_DATABASE | SM_NEED_LAMBDA, true, "kms:GenerateDataKey"},
+	{"UpdateSecretVersionStage", SM_NEED_DATABASE | SM_NEED_LAMBDA, true, NULL},
+	{"ListSecretVersionIds", SM_NEED_DATABASE, true, NULL},
+	{"BatchGetSecretValue", SM_NEED_DATABASE, false, "kms:Decrypt"},
+	{"GetRandomPassword", SM_NEED_DATABASE | SM_NEED_LAMBDA, false, NULL},
+};
+const int	sm_noperations = lengthof(sm_operations);
+
+/* The table's entry for operation, or NULL. */
+static const SmOperation *
+find_operation(const char *operation)
+{
+	for (int i = 0; i < sm_noperations; i++)
+		if (strcmp(sm_operations[i].name, operation) == 0)
+			return &sm_operations[i];
+	return NULL;
+}
+
+/*
  * One attempt: sign and send body; on a 200 with a JSON body return it,
  * else fill *err.
  */
@@ -508,6 +536,10 @@ sm_client_try_call(const char *operation, json_t *request, SmAwsError *err)
 	char		statname[128];
 
 	memset(err, 0, sizeof(*err));
+	/* an operation missing from the table would be missing from the policy */
+	if (find_operation(operation) == NULL)
+		elog(ERROR, "secretsmgr: operation %s is not in the client's table of operations",
+			 operation);
 	body = json_dumps(request, JSON_COMPACT);
 	if (body == NULL)
 		ereport(ERROR,

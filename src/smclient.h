@@ -46,6 +46,29 @@ typedef struct SmSecretValue
 	size_t		jsonb_len;
 } SmSecretValue;
 
+/* Who calls an operation: the database host's principal, the rotation Lambda. */
+#define SM_NEED_DATABASE	0x01
+#define SM_NEED_LAMBDA		0x02
+
+/*
+ * One Secrets Manager operation: who needs it, whether IAM scopes it to the
+ * secret's ARN (else its resource is "*"), and what Secrets Manager asks KMS
+ * on the caller's behalf when the secret has a customer-managed key.
+ * sm_client_try_call() calls only operations of this table, and
+ * secretsmgr_iam_policy() is built from it, so the policy cannot miss an
+ * operation the client uses.
+ */
+typedef struct SmOperation
+{
+	const char *name;			/* "GetSecretValue" */
+	int			needed_by;		/* SM_NEED_* bits */
+	bool		secret_scoped;	/* the resource is the secret's ARN */
+	const char *kms_action;		/* "kms:Decrypt", ... or NULL */
+} SmOperation;
+
+extern const SmOperation sm_operations[];
+extern const int sm_noperations;
+
 /*
  * Call operation with request (not stolen), retrying throttling, 5xx and
  * transport errors up to secretsmgr.max_attempts with full-jitter backoff

@@ -808,6 +808,215 @@ class TestLogAndLifecycle(Base):
             shutil.rmtree(d, ignore_errors=True)
 
 
+class TestIamPolicy(Base):
+    """IAM identity policies attached to access keys."""
+
+    KEY2, SECRET2 = "AKIDIAMPOLICYTEST", "IAMTESTSECRET/secretsmgr+EXAMPLE"
+
+    def attach(self, policy, akid=None, **extra):
+        body = {"access_key": akid or self.KEY2, "policy": policy}
+        if akid is None:
+            body["secret_key"] = self.SECRET2
+        body.update(extra)
+        return EMU.admin("POST", "iam-policy", body)
+
+    def policy(self, *statements):
+        return {"Version": "2012-10-17", "Statement": list(statements)}
+
+    def denied(self, fn, **kw):
+        with self.assertRaises(ClientError) as e:
+            fn(**kw)
+        self.assertEqual(code(e), "AccessDeniedException")
+        self.assertEqual(e.exception.response["ResponseMetadata"]
+                         ["HTTPStatusCode"], 400)
+        return e.exception.response["Error"]["Message"]
+
+    def test_allow_deny_wildcards(self):
+        a = self.c.create_secret(Name="app/one", SecretString="v1")["ARN"]
+        b = self.c.create_secret(Name="app/two", SecretString="v2")["ARN"]
+        o = self.c.create_secret(Name="other", SecretString="v3")["ARN"]
+        self.attach(self.policy(
+            {"Effect": "Allow", "Action": "secretsmanager:Get*",
+             "Resource": "arn:aws:secretsmanager:us-east-1:123456789012:"
+                         "secret:app/*-??????"},
+            {"Effect": "Allow", "Action": ["SecretsManager:describeSecret"],
+             "Resource": a},
+            {"Effect": "Deny", "Action": "secretsmanager:GetSecretValue",
+             "Resource": b}))
+        c = EMU.client(self.KEY2, self.SECRET2)
+        self.assertEqual(c.get_secret_value(SecretId="app/one")
+                         ["SecretString"], "v1")
+        self.assertEqual(c.get_secret_value(SecretId=a)["SecretString"], "v1")
+        c.describe_secret(SecretId=a)          # action case-insensitive
+        msg = self.denied(c.get_secret_value, SecretId="app/two")
+        self.assertIn("with an explicit deny", msg)
+        self.assertIn(b, msg)
+        msg = self.denied(c.get_secret_value, SecretId=o)
+        self.assertIn("secretsmanager:GetSecretValue on resource: %s" % o, msg)
+        self.assertIn("no identity-based policy allows", msg)
+        self.denied(c.describe_secret, SecretId="app/two")
+        self.denied(c.put_secret_value, SecretId=a, SecretString="x",
+                    ClientRequestToken=self.token())
+        # "?" is one character: a six-character suffix, not a longer name
+        self.denied(c.get_secret_value, SecretId="nothere")
+        # GetRandomPassword's resource is "*": Get* on secrets does not cover
+        self.denied(c.get_random_password)
+        # the default key, without a policy, may still do everything
+        self.c.put_secret_value(SecretId=a, SecretString="x",
+                                ClientRequestToken=self.token())
+        # detached: everything again
+        self.attach(None, akid=self.KEY2)
+        c.get_secret_value(SecretId=o)
+        c.get_random_password()
+
+    def test_batch_and_unscoped(self):
+        a = self.c.create_secret(Name="b1", SecretString="v1")["ARN"]
+        self.c.create_secret(Name="b2", SecretString="v2")
+        self.attach(self.policy(
+            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+             "Resource": a}))
+        c = EMU.client(self.KEY2, self.SECRET2)
+
+        def batch(payload):     # Debian's botocore predates the operation
+            return EMU.raw("BatchGetSecretValue", payload, akid=self.KEY2,
+                           secret=self.SECRET2)
+        st, _h, b = batch({"SecretIdList": ["b1", "b2"]})
+        self.assertEqual((st, b["__type"]), (400, "AccessDeniedException"))
+        self.attach(self.policy(
+            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+             "Resource": a},
+            {"Effect": "Allow", "Action": ["secretsmanager:BatchGetSecretValue",
+                                           "secretsmanager:GetRandomPassword"],
+             "Resource": "*"}))
+        st, _h, out = batch({"SecretIdList": ["b1", "b2"]})
+        self.assertEqual(st, 200)
+        self.assertEqual([v["Name"] for v in out["SecretValues"]], ["b1"])
+        self.assertEqual([(e["SecretId"], e["ErrorCode"]) for e in out["Errors"]],
+                         [("b2", "AccessDeniedException")])
+        c.get_random_password()
+        # Filters also need ListSecrets
+        st, _h, b = batch({"Filters": [{"Key": "name", "Values": ["b"]}]})
+        self.assertEqual((st, b["__type"]), (400, "AccessDeniedException"))
+
+    def test_kms_encryption_context(self):
+        key = "arn:aws:kms:us-east-1:123456789012:key/1111aaaa-2222-bbbb"
+        a = self.c.create_secret(Name="k1", SecretString="v1",
+                                 KmsKeyId=key)["ARN"]
+        m = self.c.create_secret(Name="k2", SecretString="v2",
+                                 KmsKeyId="alias/aws/secretsmanager")["ARN"]
+        read = {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue",
+                                              "secretsmanager:PutSecretValue"],
+                "Resource": [a, m]}
+        self.attach(self.policy(read))
+        c = EMU.client(self.KEY2, self.SECRET2)
+        msg = self.denied(c.get_secret_value, SecretId=a)
+        self.assertIn("Access to KMS is not allowed", msg)
+        self.assertIn("kms:Decrypt", msg)
+        c.get_secret_value(SecretId=m)     # the AWS managed key: no statement
+        kms = {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": key,
+               "Condition": {"StringEquals": {
+                   "kms:ViaService": "secretsmanager.us-east-1.amazonaws.com",
+                   "kms:EncryptionContext:SecretARN": [a]}}}
+        self.attach(self.policy(read, kms))
+        c.get_secret_value(SecretId=a)
+        msg = self.denied(c.put_secret_value, SecretId=a, SecretString="x",
+                          ClientRequestToken=self.token())
+        self.assertIn("kms:GenerateDataKey", msg)
+        # the condition binds: another secret's ARN does not match
+        kms["Condition"]["StringEquals"]["kms:EncryptionContext:SecretARN"] = [m]
+        kms["Action"] = ["kms:Decrypt", "kms:GenerateDataKey"]
+        self.attach(self.policy(read, kms))
+        self.denied(c.get_secret_value, SecretId=a)
+        kms["Condition"] = {"StringEquals": {"kms:ViaService":
+                                             "secretsmanager.eu-west-1.amazonaws.com"}}
+        self.attach(self.policy(read, kms))
+        self.denied(c.get_secret_value, SecretId=a)
+        kms["Condition"] = {"StringLike": {"kms:ViaService": "secretsmanager.*",
+                                           "kms:EncryptionContext:SecretARN":
+                                           "arn:aws:secretsmanager:*:secret:k?-*"}}
+        self.attach(self.policy(read, kms))
+        c.get_secret_value(SecretId=a)
+        c.put_secret_value(SecretId=a, SecretString="x",
+                           ClientRequestToken=self.token())
+
+    def test_rotation_lambda_condition(self):
+        a = self.c.create_secret(Name="r1", SecretString="v1")["ARN"]
+        fn = "arn:aws:lambda:us-east-1:123456789012:function:rot"
+        self.attach(self.policy(
+            {"Effect": "Allow", "Action": "secretsmanager:DescribeSecret",
+             "Resource": "*", "Condition": {"StringEquals": {
+                 "secretsmanager:resource/AllowRotationLambdaArn": fn}}}))
+        c = EMU.client(self.KEY2, self.SECRET2)
+        self.denied(c.describe_secret, SecretId=a)
+        self.c.rotate_secret(SecretId=a, RotationLambdaARN=fn,
+                             RotationRules={"AutomaticallyAfterDays": 1})
+        c.describe_secret(SecretId=a)
+
+    def test_bad_policies_refused(self):
+        for bad in ({"Version": "2008-10-17", "Statement": []},
+                    {"Version": "2012-10-17", "Statement": [
+                        {"Effect": "Allow", "NotAction": "x", "Resource": "*"}]},
+                    {"Version": "2012-10-17", "Statement": [
+                        {"Effect": "Allow", "Action": "x", "Resource": "*",
+                         "Condition": {"NumericEquals": {"kms:ViaService": "1"}}}]},
+                    {"Version": "2012-10-17", "Statement": [
+                        {"Effect": "Allow", "Action": "x", "Resource": "*",
+                         "Condition": {"StringEquals": {"aws:SourceIp": "1"}}}]},
+                    {"Version": "2012-10-17", "Statement": [
+                        {"Effect": "Maybe", "Action": "x", "Resource": "*"}]}):
+            with self.assertRaises(urllib.error.HTTPError) as e:
+                self.attach(bad)
+            self.assertEqual(e.exception.code, 400)
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            self.attach(self.policy(), akid="AKIDNOSUCHKEY")
+        self.assertEqual(e.exception.code, 400)
+
+    def test_command_line_key_and_policy(self):
+        d = tempfile.mkdtemp(prefix="smemu-iam.")
+        try:
+            path = os.path.join(d, "policy.json")
+            with open(path, "w") as f:
+                json.dump(self.policy({"Effect": "Allow",
+                                       "Action": "secretsmanager:DescribeSecret",
+                                       "Resource": "*"}), f)
+            e = Emu("--key", "%s:%s" % (self.KEY2, self.SECRET2),
+                    "--iam-policy", "%s=%s" % (self.KEY2, path))
+            try:
+                e.client().create_secret(Name="cl", SecretString="v")
+                c = e.client(self.KEY2, self.SECRET2)
+                c.describe_secret(SecretId="cl")
+                with self.assertRaises(ClientError) as err:
+                    c.get_secret_value(SecretId="cl")
+                self.assertEqual(code(err), "AccessDeniedException")
+            finally:
+                e.stop()
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_reset_and_temporary(self):
+        self.c.create_secret(Name="t1", SecretString="v1")
+        self.attach(self.policy({"Effect": "Allow", "Action": "secretsmanager:X",
+                                 "Resource": "*"}), akid=AKID)
+        self.denied(self.c.get_secret_value, SecretId="t1")
+        self.assertIn(AKID, EMU.admin("GET", "iam-policies")["policies"])
+        EMU.admin("POST", "reset", {})
+        self.c.get_secret_value(SecretId="t1")
+        # issued temporary credentials share the policy of "*temporary*"
+        self.attach(self.policy({"Effect": "Allow", "Action": "secretsmanager:X",
+                                 "Resource": "*"}), akid="*temporary*",
+                    principal="secretsmgr-test-role")
+        conn = http.client.HTTPConnection("127.0.0.1", EMU.port, timeout=10)
+        conn.request("GET", "/ecs/credentials",
+                     headers={"Authorization": ECS_TOKEN})
+        cred = json.loads(conn.getresponse().read())
+        conn.close()
+        t = EMU.client(cred["AccessKeyId"], cred["SecretAccessKey"],
+                       cred["Token"])
+        msg = self.denied(t.get_secret_value, SecretId="t1")
+        self.assertIn("user/secretsmgr-test-role", msg)
+        self.c.get_secret_value(SecretId="t1")
+
+
 class TestSmctl(Base):
     def smctl(self, *args, ok=True):
         env = dict(os.environ, SM_EMULATOR_URL=EMU.url)
@@ -844,6 +1053,26 @@ class TestSmctl(Base):
         self.assertEqual(r.stdout.strip(), EMU.url)
         self.smctl("reset", "--state")
         self.assertNotEqual(self.smctl("show", "c1", ok=False).returncode, 0)
+
+    def test_smctl_iam_policy(self):
+        self.c.create_secret(Name="p1", SecretString="v1")
+        policy = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "secretsmanager:DescribeSecret",
+             "Resource": "*"}]})
+        r = subprocess.run([SMCTL, "iam-policy", AKID, "-"], input=policy,
+                           env=dict(os.environ, SM_EMULATOR_URL=EMU.url),
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.c.describe_secret(SecretId="p1")
+        with self.assertRaises(ClientError) as e:
+            self.c.get_secret_value(SecretId="p1")
+        self.assertEqual(code(e), "AccessDeniedException")
+        shown = json.loads(self.smctl("iam-policies").stdout)
+        self.assertEqual(list(shown), [AKID])
+        r = self.smctl("iam-policy", AKID, "not json", ok=False)
+        self.assertIn("not JSON", r.stderr)
+        self.smctl("iam-policy", AKID, "--detach")
+        self.c.get_secret_value(SecretId="p1")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ npm's cfn-lint checks the template against CloudFormation's resource
 specification (types, property names and types, references).  It knows
 nothing of what a rotation function may do, so this file checks that:
 
-- the resources are the five expected ones, of types the specification knows;
+- the resources are the seven expected ones, of types the specification knows;
 - every Ref / GetAtt / ${} names something, and every parameter is used;
 - IAM: only Allow, no NotAction/NotResource, no wildcard in an action, the
   resource "*" only for secretsmanager:GetRandomPassword, the rotated secret
@@ -14,14 +14,17 @@ nothing of what a rotation function may do, so this file checks that:
   named by parameters whose pattern accepts one full secret ARN and no
   wildcard; kms:Decrypt and kms:GenerateDataKey only on a key parameter and
   only with kms:ViaService = secretsmanager.${AWS::Region}.amazonaws.com;
-  the only managed policy is AWSLambdaVPCAccessExecutionRole;
+  the rotated secret only while its rotation function is this one
+  (secretsmanager:resource/AllowRotationLambdaArn); the only managed policy
+  is AWSLambdaVPCAccessExecutionRole;
 - the function: python3.12, a handler that exists in lambda/, environment
   variables the code reads (MASTER_SECRET_ARN and SECRETS_MANAGER_ENDPOINT
   among them), TLS not relaxable to disable, VPC subnets and security groups
-  from parameters of the EC2 list types;
+  from parameters of the EC2 list types, DB_NAME from a required parameter,
+  reserved concurrency, its log group with a retention;
 - Secrets Manager may invoke it (lambda:InvokeFunction, principal
-  secretsmanager.amazonaws.com, aws:SourceAccount) and the rotation schedule
-  points at it with rules from a parameter.
+  secretsmanager.amazonaws.com, SourceAccount and SourceArn = the secret) and
+  the rotation schedule points at it with rules from a parameter.
 
 `--self-test` also breaks the template in one way at a time and requires
 each break to be caught, so that a check cannot silently pass everything.
@@ -42,8 +45,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 
 EXPECTED_TYPES = {
-    "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::Lambda::Function", "AWS::Lambda::Permission",
-    "AWS::SecretsManager::RotationSchedule",
+    "AWS::IAM::Role": 1, "AWS::IAM::Policy": 2, "AWS::Lambda::Function": 1,
+    "AWS::Lambda::Permission": 1, "AWS::SecretsManager::RotationSchedule": 1,
+    "AWS::Logs::LogGroup": 1,
 }
 PSEUDO = {"AWS::AccountId", "AWS::NotificationARNs", "AWS::NoValue", "AWS::Partition",
           "AWS::Region", "AWS::StackId", "AWS::StackName", "AWS::URLSuffix"}
@@ -153,10 +157,11 @@ class Checker:
                             "Rules", "Mappings", "Conditions", "Transform", "Resources",
                             "Outputs"}
         self.check(not unknown, "unknown top-level sections: %s" % sorted(unknown))
-        types = {v.get("Type") for v in self.resources().values()}
-        self.check(types == EXPECTED_TYPES and len(self.resources()) == len(EXPECTED_TYPES),
-                   "resources are %s, expected one each of %s"
-                   % (sorted(str(x) for x in types), sorted(EXPECTED_TYPES)))
+        types = {}
+        for v in self.resources().values():
+            types[str(v.get("Type"))] = types.get(str(v.get("Type")), 0) + 1
+        self.check(types == EXPECTED_TYPES, "resources are %s, expected %s"
+                   % (sorted(types.items()), sorted(EXPECTED_TYPES.items())))
         if self.spec_types is not None:
             for name, res in self.resources().items():
                 self.check(res.get("Type") in self.spec_types,
@@ -257,6 +262,7 @@ class Checker:
         sts = self.statements()
         self.check(len(sts) >= 3, "fewer than three IAM statements")
         secret_grants = {}
+        secret_conditions = {}
         kms_seen = False
         for rname, st in sts:
             sid = st.get("Sid", "?")
@@ -281,6 +287,7 @@ class Checker:
                 if services == {"secretsmanager"}:
                     self.arn_param_ok(p, GOOD_SECRET_ARN, BAD_SECRET_ARNS)
                     secret_grants.setdefault(p, set()).update(actions)
+                    secret_conditions.setdefault(p, []).append(st.get("Condition"))
                 elif services == {"kms"}:
                     kms_seen = True
                     self.arn_param_ok(p, GOOD_KEY_ARN, BAD_KEY_ARNS)
@@ -307,6 +314,13 @@ class Checker:
                    secret_grants.get(admin) == ADMIN_ACTIONS,
                    "the admin secret (%s) must get exactly %s, got %s"
                    % (admin, sorted(ADMIN_ACTIONS), sorted(secret_grants.get(admin, ()))))
+        fname, _ = self.function()
+        self.check(secret_conditions.get(rotated) and all(
+            c == {"StringEquals": {"secretsmanager:resource/AllowRotationLambdaArn":
+                                   {"Fn::GetAtt": [fname, "Arn"]}}}
+            for c in secret_conditions[rotated]),
+            "the rotated secret's statements need StringEquals "
+            "secretsmanager:resource/AllowRotationLambdaArn = the function's ARN")
         self.check(set(secret_grants) <= {rotated, admin},
                    "secretsmanager grants on other parameters: %s"
                    % sorted(set(secret_grants) - {rotated, admin}))
@@ -364,6 +378,21 @@ class Checker:
         timeout = p.get("Timeout")
         self.check(isinstance(timeout, int) and 30 <= timeout <= 900,
                    "Timeout must be between 30 and 900 seconds")
+        rc = p.get("ReservedConcurrentExecutions")
+        self.check(isinstance(rc, int) and 1 <= rc <= 5,
+                   "ReservedConcurrentExecutions must be set (1 to 5)")
+        db = self.ref_param(env.get("DB_NAME"))
+        self.check(db is not None and "Default" not in self.params()[db] and
+                   isinstance(self.params()[db].get("AllowedPattern"), str) and
+                   re.match(self.params()[db]["AllowedPattern"], "") is None,
+                   "DB_NAME must come from a required, non-empty parameter")
+        groups = self.of_type("AWS::Logs::LogGroup")
+        gp = (next(iter(groups.values())) if len(groups) == 1 else {}).get("Properties") or {}
+        self.check(gp.get("LogGroupName") == {"Fn::Sub": "/aws/lambda/${%s}" % fname},
+                   "the log group must be the function's (/aws/lambda/<function>)")
+        days = self.ref_param(gp.get("RetentionInDays"))
+        self.check(days is not None and self.params()[days].get("Type") == "Number",
+                   "the log group needs RetentionInDays from a Number parameter")
 
     def check_permission_and_schedule(self):
         fname, _ = self.function()
@@ -376,6 +405,9 @@ class Checker:
                    "Secrets Manager must be allowed to invoke the function")
         self.check(pp.get("SourceAccount") == {"Ref": "AWS::AccountId"},
                    "the permission must be limited with SourceAccount = AWS::AccountId")
+        self.check(pp.get("SourceArn") is not None and
+                   pp.get("SourceArn") == {"Ref": self.schedule_secret_param()},
+                   "the permission must be limited with SourceArn = the rotated secret")
         scheds = self.of_type("AWS::SecretsManager::RotationSchedule")
         _, sched = next(iter(scheds.items())) if len(scheds) == 1 else (None, {})
         sp = sched.get("Properties") or {}
@@ -389,6 +421,9 @@ class Checker:
                    "RotationRules.AutomaticallyAfterDays must come from a Number parameter")
         self.check(pname is not None and pname in self.as_list(sched.get("DependsOn")),
                    "RotationSchedule must depend on the invoke permission (it invokes at once)")
+        for gname in self.of_type("AWS::Logs::LogGroup"):
+            self.check(gname in self.as_list(sched.get("DependsOn")),
+                       "RotationSchedule must wait for the log group %s" % gname)
         # and on every policy of the role: DependsOn, or a (conditional)
         # reference in its Metadata when the policy itself is conditional
         meta = json.dumps(sched.get("Metadata") or {})
@@ -480,6 +515,18 @@ MUTATIONS = {
         lambda t: t["Resources"].pop("RotationPermission"),
     "permission without SourceAccount":
         lambda t: t["Resources"]["RotationPermission"]["Properties"].pop("SourceAccount"),
+    "permission without SourceArn":
+        lambda t: t["Resources"]["RotationPermission"]["Properties"].pop("SourceArn"),
+    "the secret without the AllowRotationLambdaArn condition":
+        lambda t: _st(t, "RotateTheSecret").pop("Condition"),
+    "no reserved concurrency":
+        lambda t: _fn(t).pop("ReservedConcurrentExecutions"),
+    "a log group without retention":
+        lambda t: t["Resources"]["RotationLogGroup"]["Properties"].pop("RetentionInDays"),
+    "DbName optional":
+        lambda t: t["Parameters"]["DbName"].__setitem__("Default", ""),
+    "no log group":
+        lambda t: t["Resources"].pop("RotationLogGroup"),
     "schedule with fixed rules":
         lambda t: t["Resources"]["RotationSchedule"]["Properties"]["RotationRules"]
         .__setitem__("AutomaticallyAfterDays", 30),

@@ -2,10 +2,11 @@
 """The rotation Lambda driven through its four steps.
 
 Needs the Secrets Manager emulator (SM_EMULATOR_URL) and a PostgreSQL
-cluster with secretsmgr installed (PGHOST, PGPORT, superuser PGUSER over the
-socket; every other role logs in with SCRAM over 127.0.0.1), as
-test/lambda/run starts them.  SM_PG_LOG names the server log that the last
-case searches for every secret value.
+cluster with secretsmgr installed and TLS on (PGHOST, PGPORT, superuser
+PGUSER over the socket; every other role logs in with SCRAM over 127.0.0.1;
+the server's certificate in SM_WORK/server.crt), as test/lambda/run starts
+them.  SM_PG_LOG names the server log that the last case searches for every
+secret value.
 
 Every case uses its own secret and role, and ends by asserting the staging
 labels (through smctl stage) and who can log in with what.
@@ -20,19 +21,26 @@ import logging
 import os
 import secrets
 import socket
+import ssl
+import struct
 import subprocess
 import sys
+import threading
 import unittest
+import urllib.request
 import uuid
 
 import boto3
+import botocore.exceptions
 import psycopg2
+import psycopg2.extensions
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "lambda"))
 import secretsmgr_rotation as rotation  # noqa: E402
 
 SMCTL = os.path.join(ROOT, "test", "emulator", "smctl")
+KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/9999aaaa-8888-bbbb-7777-cccc6666dddd"
 ACCESS_KEY = os.environ.get("SM_TEST_ACCESS_KEY", "AKIDSECRETSMGRTEST")
 SECRET_KEY = os.environ.get("SM_TEST_SECRET_KEY", "TESTSECRETKEY/secretsmgr+EXAMPLE")
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:secretsmgr-rotation"
@@ -97,12 +105,11 @@ class LambdaTestCase(unittest.TestCase):
             "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_EC2_METADATA_DISABLED": "true",
-            # the local cluster has no TLS: say so explicitly
-            "DB_SSLMODE": "disable",
         }
         os.environ.update(env)
         for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "TEST_LOGIN", "ROTATION_STRATEGY",
-                    "DB_NAME", "DB_SSL_ROOT_CERT", "PASSWORD_LENGTH", "EXCLUDE_CHARACTERS"):
+                    "DB_NAME", "DB_SSL_ROOT_CERT", "PASSWORD_LENGTH", "EXCLUDE_CHARACTERS",
+                    "DB_ALLOWED_HOSTS", "PGSSLROOTCERT"):
             os.environ.pop(var, None)
 
         handler = logging.StreamHandler(LAMBDA_LOG)
@@ -144,15 +151,17 @@ class LambdaTestCase(unittest.TestCase):
             return cur.fetchall() if cur.description else None
 
     def setUp(self):
-        # each case starts from the default environment
-        for var in ("TEST_LOGIN", "ROTATION_STRATEGY", "DB_NAME", "DB_SSL_ROOT_CERT"):
+        # each case starts from the deployment's environment: the database
+        # named, TLS verified against the test server's certificate
+        for var in ("TEST_LOGIN", "ROTATION_STRATEGY", "DB_ALLOWED_HOSTS", "DB_SSLMODE"):
             os.environ.pop(var, None)
-        os.environ["DB_SSLMODE"] = "disable"
+        os.environ["DB_NAME"] = "postgres"
+        os.environ["DB_SSL_ROOT_CERT"] = os.path.join(os.environ["SM_WORK"], "server.crt")
         os.environ["MASTER_SECRET_ARN"] = self.master_arn
 
     # --- fixtures ---------------------------------------------------------
 
-    def make_app(self, name, strategy="single", **fields):
+    def make_app(self, name, strategy="single", kms_key_id=None, **fields):
         """Role lambda_<name> with a password, secret lambda/<name> holding
         it, and the binding.  Returns (arn, secret dict)."""
         role = "lambda_" + name
@@ -161,7 +170,8 @@ class LambdaTestCase(unittest.TestCase):
         value = {"engine": "postgres", "host": "127.0.0.1", "port": self.port,
                  "dbname": "postgres", "username": role, "password": password}
         value.update(fields)
-        out = self.sm.create_secret(Name="lambda/" + name, SecretString=json.dumps(value))
+        kw = {"KmsKeyId": kms_key_id} if kms_key_id else {}
+        out = self.sm.create_secret(Name="lambda/" + name, SecretString=json.dumps(value), **kw)
         self.sql("SELECT secretsmgr_manage(%s, %s, %s)", ("lambda/" + name, role, strategy))
         self.assertTrue(self.login(role, password))
         return out["ARN"], value
@@ -373,6 +383,10 @@ class RotationTests(LambdaTestCase):
         self.step(arn, token, "createSecret")       # no database needed
         pending = self.value(arn, "AWSPENDING", token)
         self.assertEqual(pending["port"], down)
+        # not the administrator's port: refused unless the deployment allows it
+        with self.assertRaisesRegex(rotation.RotationError, "not the administrator"):
+            self.step(arn, token, "setSecret")
+        os.environ["DB_ALLOWED_HOSTS"] = "127.0.0.1:%d, 127.0.0.1:%d" % (self.port, down)
         with self.assertRaises(psycopg2.OperationalError):
             self.step(arn, token, "setSecret")
         with self.assertRaises(psycopg2.OperationalError):
@@ -386,28 +400,44 @@ class RotationTests(LambdaTestCase):
         self.assertEqual(self.value(arn)["password"], old["password"])
         self.assertEqual(self.history("down"), [])
 
-    def test_tls_required_by_default(self):
+    def test_tls_verified_by_default(self):
         arn, old = self.make_app("tls")
         old_version = list(self.stages("lambda/tls"))[0]
         token = self.start_rotation(arn)
         self.step(arn, token, "createSecret")
-        # the default is verify-full; this server offers no TLS, so the
-        # connection ends before any credential is sent
-        del os.environ["DB_SSLMODE"]
-        with self.assertRaisesRegex(psycopg2.OperationalError, "server does not support SSL"):
-            self.step(arn, token, "setSecret")
-        for mode in ("verify-full", "verify-ca", "require"):
-            os.environ["DB_SSLMODE"] = mode
-            with self.assertRaisesRegex(psycopg2.OperationalError,
-                                        "server does not support SSL"):
+        # the default is verify-full: a certificate signed by another CA
+        # ends the connection before any credential is sent
+        other_ca = os.path.join(os.environ["SM_WORK"], "other-ca.crt")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout", other_ca + ".key",
+                        "-out", other_ca], check=True, capture_output=True)
+        os.environ["DB_SSL_ROOT_CERT"] = other_ca
+        for mode in (None, "verify-full", "verify-ca"):
+            if mode:
+                os.environ["DB_SSLMODE"] = mode
+            with self.assertRaisesRegex(psycopg2.OperationalError, "certificate verify failed"):
                 self.step(arn, token, "setSecret")
         os.environ["DB_SSLMODE"] = "prefer-nothing"
         with self.assertRaisesRegex(rotation.RotationError, "DB_SSLMODE"):
             self.step(arn, token, "setSecret")
+        # without TLS, only libpq 16's require_auth can insist on SCRAM
+        os.environ["DB_SSLMODE"] = "disable"
+        if psycopg2.extensions.libpq_version() < 160000:
+            with self.assertRaisesRegex(rotation.RotationError, "cannot insist on SCRAM-SHA-256"):
+                self.step(arn, token, "setSecret")
         self.assertEqual(self.stages("lambda/tls"),
                          {old_version: "AWSCURRENT", token: "AWSPENDING"})
         self.assertTrue(self.login("lambda_tls", old["password"]))
         self.assertEqual(self.history("tls"), [])
+        # require (no verification, no CA file) with channel binding, then
+        # verify-full with the server's CA: both work
+        os.environ["DB_SSLMODE"] = "require"
+        os.environ.pop("DB_SSL_ROOT_CERT")
+        self.step(arn, token, "setSecret")
+        os.environ.pop("DB_SSLMODE")
+        os.environ["DB_SSL_ROOT_CERT"] = os.path.join(os.environ["SM_WORK"], "server.crt")
+        self.step(arn, token, "testSecret")
+        self.assertTrue(self.login("lambda_tls", self.value(arn, "AWSPENDING", token)["password"]))
 
     def test_test_secret_before_set_secret_fails(self):
         arn, old = self.make_app("order")
@@ -488,6 +518,364 @@ class RotationTests(LambdaTestCase):
             rotation.alternate_username("x" * 58)
 
 
+class FakeServer:
+    """A TCP listener standing in for a database server: it counts the
+    connections it gets; with cleartext=True it speaks TLS and asks for a
+    cleartext password, and records whether a password message came."""
+
+    def __init__(self, host="127.0.0.1", cleartext=False):
+        self.sock = socket.socket()
+        self.sock.bind((host, 0))
+        self.sock.listen(5)
+        self.host, self.port = host, self.sock.getsockname()[1]
+        self.cleartext = cleartext
+        self.connections = 0
+        self.password_sent = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            try:
+                if self.cleartext:
+                    self.ask_cleartext(conn)
+            except (OSError, ssl.SSLError, struct.error):
+                pass
+            finally:
+                conn.close()
+
+    def ask_cleartext(self, conn):
+        conn.settimeout(5)
+        length, code = struct.unpack("!II", conn.recv(8))
+        if code != 80877103:                # SSLRequest
+            return
+        conn.sendall(b"S")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        work = os.environ["SM_WORK"]
+        ctx.load_cert_chain(os.path.join(work, "server.crt"), os.path.join(work, "server.key"))
+        tls = ctx.wrap_socket(conn, server_side=True)
+        (length,) = struct.unpack("!I", tls.recv(4))
+        tls.recv(length - 4)                # the startup message
+        try:
+            tls.sendall(b"R" + struct.pack("!II", 8, 3))   # AuthenticationCleartextPassword
+            reply = tls.recv(1)
+            self.password_sent = reply == b"p"
+        finally:
+            tls.close()
+
+    def close(self):
+        self.sock.close()
+
+
+class SteeringTests(LambdaTestCase):
+    """Nothing a secret's fields say steers the administrator's credentials."""
+
+    def planted(self, dbname):
+        """Functions an owner of dbname plants ahead of secretsmgr's, with the
+        database's search_path pointing at them: run as the administrator,
+        they would make their owner CREATEROLE and fake a passing test."""
+        conn = psycopg2.connect(host=os.environ["PGHOST"], port=os.environ["PGPORT"],
+                                user=os.environ.get("PGUSER", "postgres"), dbname=dbname)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("""
+                CREATE SCHEMA m AUTHORIZATION lambda_evil;
+                CREATE TABLE m.ran (who text, fn text);
+                GRANT ALL ON SCHEMA m TO PUBLIC;
+                GRANT ALL ON m.ran TO PUBLIC;
+                CREATE FUNCTION m.secretsmgr_set_secret(text, text) RETURNS text
+                  LANGUAGE plpgsql AS $$BEGIN
+                    INSERT INTO m.ran VALUES (current_user, 'set');
+                    ALTER ROLE lambda_evil CREATEROLE;
+                    RETURN 'planted'; END$$;
+                CREATE FUNCTION m.secretsmgr_test_secret(text, text) RETURNS boolean
+                  LANGUAGE plpgsql AS $$BEGIN
+                    INSERT INTO m.ran VALUES (current_user, 'test'); RETURN true; END$$;
+                ALTER FUNCTION m.secretsmgr_set_secret(text, text) OWNER TO lambda_evil;
+                ALTER FUNCTION m.secretsmgr_test_secret(text, text) OWNER TO lambda_evil;
+                ALTER TABLE m.ran OWNER TO lambda_evil;
+            """)
+            cur.execute("ALTER DATABASE %s SET search_path = m, public" % dbname)
+        return conn
+
+    def ran(self, conn):
+        with conn.cursor() as cur:
+            cur.execute("SELECT who, fn FROM m.ran")
+            return cur.fetchall()
+
+    def evil_createrole(self):
+        return self.sql("SELECT rolcreaterole FROM pg_roles WHERE rolname = 'lambda_evil'")[0][0]
+
+    def test_planted_schema_and_search_path(self):
+        self.sql("CREATE ROLE lambda_evil LOGIN")
+        self.sql("CREATE DATABASE lambda_evil OWNER lambda_evil")
+        evil = self.planted("lambda_evil")
+        here = self.planted("postgres")
+        self.addCleanup(self.sql, "ALTER DATABASE postgres RESET search_path")
+        self.addCleanup(self.sql, "DROP SCHEMA m CASCADE")
+        self.addCleanup(here.close)
+        self.addCleanup(evil.close)
+        # the secret names the attacker's database; the deployment's is postgres
+        arn, old = self.make_app("hijack", dbname="lambda_evil")
+        v0 = list(self.stages("lambda/hijack"))[0]
+        token = self.rotate_all(arn)
+        new = self.value(arn)
+        self.assertEqual(self.ran(evil), [])
+        self.assertEqual(self.ran(here), [])
+        self.assertFalse(self.evil_createrole())
+        # the real functions ran, in the deployment's database
+        self.assertTrue(self.login("lambda_hijack", new["password"]))
+        self.assertFalse(self.login("lambda_hijack", old["password"]))
+        self.assertEqual(self.history("hijack"), [("setSecret", "succeeded"),
+                                                  ("testSecret", "succeeded")])
+        self.assertEqual(self.stages("lambda/hijack"),
+                         {v0: "AWSPREVIOUS", token: "AWSCURRENT,AWSPENDING"})
+        # a deployment naming a database without the extension is refused
+        # before any function is called there
+        os.environ["DB_NAME"] = "lambda_evil"
+        token2 = self.start_rotation(arn)
+        self.step(arn, token2, "createSecret")
+        with self.assertRaisesRegex(rotation.RotationError, "secretsmgr is not installed in "
+                                                            "database lambda_evil"):
+            self.step(arn, token2, "setSecret")
+        with self.assertRaisesRegex(rotation.RotationError, "not installed"):
+            self.step(arn, token2, "testSecret")
+        self.assertEqual(self.ran(evil), [])
+        self.assertFalse(self.evil_createrole())
+        self.assertTrue(self.login("lambda_hijack", new["password"]))
+        # nor is a version of the extension the function does not know
+        os.environ["DB_NAME"] = "postgres"
+        self.sql("UPDATE pg_extension SET extversion = '0.9' WHERE extname = 'secretsmgr'")
+        try:
+            with self.assertRaisesRegex(rotation.RotationError, "secretsmgr 0.9 in database "
+                                                                "postgres is not a version"):
+                self.step(arn, token2, "setSecret")
+        finally:
+            self.sql("UPDATE pg_extension SET extversion = '1.0' WHERE extname = 'secretsmgr'")
+        self.assertTrue(self.login("lambda_hijack", new["password"]))
+        self.step(arn, token2, "setSecret")
+        self.step(arn, token2, "testSecret")
+        self.step(arn, token2, "finishSecret")
+        self.assertEqual(self.ran(here), [])
+        self.assertTrue(self.login("lambda_hijack", self.value(arn)["password"]))
+
+    def test_db_name_required(self):
+        arn, old = self.make_app("nodbname")
+        token = self.start_rotation(arn)
+        self.step(arn, token, "createSecret")
+        del os.environ["DB_NAME"]
+        for step in ("setSecret", "testSecret"):
+            with self.assertRaisesRegex(rotation.RotationError, "DB_NAME must name the database"):
+                self.step(arn, token, step)
+        self.assertTrue(self.login("lambda_nodbname", old["password"]))
+        self.assertEqual(self.history("nodbname"), [])
+
+    def test_host_must_be_the_administrators(self):
+        other = FakeServer("127.0.0.2")
+        same_host = FakeServer("127.0.0.1")
+        self.addCleanup(other.close)
+        self.addCleanup(same_host.close)
+        rotations = {}
+        for name, server in (("otherhost", other), ("otherport", same_host)):
+            arn, old = self.make_app(name, host=server.host, port=server.port)
+            token = self.start_rotation(arn)
+            rotations[name] = (arn, token)
+            self.step(arn, token, "createSecret")
+            for step in ("setSecret", "testSecret"):
+                with self.assertRaisesRegex(rotation.RotationError,
+                                            "names server %s:%d, which is not the administrator"
+                                            % (server.host, server.port)):
+                    self.step(arn, token, step)
+            self.assertEqual(server.connections, 0)
+            self.assertTrue(self.login("lambda_" + name, old["password"]))
+        # the deployment's allow-list lets the function go there
+        os.environ["DB_ALLOWED_HOSTS"] = "%s:%d" % (other.host, other.port)
+        arn, token = rotations["otherhost"]
+        with self.assertRaises(psycopg2.OperationalError):
+            self.step(arn, token, "setSecret")
+        self.assertEqual(other.connections, 1)
+        self.assertEqual(same_host.connections, 0)
+
+    def test_cleartext_password_request_refused(self):
+        server = FakeServer("127.0.0.1", cleartext=True)
+        self.addCleanup(server.close)
+        arn, old = self.make_app("cleartext", port=server.port)
+        token = self.start_rotation(arn)
+        self.step(arn, token, "createSecret")
+        os.environ["DB_ALLOWED_HOSTS"] = "127.0.0.1:%d" % server.port
+        for mode in ("require", "verify-full"):
+            os.environ["DB_SSLMODE"] = mode
+            with self.assertRaisesRegex(psycopg2.OperationalError, "channel binding"):
+                self.step(arn, token, "setSecret")
+        self.assertEqual(server.connections, 2)
+        self.assertFalse(server.password_sent)
+
+    def test_masterarn_only_from_awscurrent(self):
+        # an administrator secret of someone else's, on the same server
+        evil_pw = new_password()
+        self.sql("CREATE ROLE lambda_evil_admin LOGIN PASSWORD %s", (scram_verifier(evil_pw),))
+        evil = self.sm.create_secret(Name="lambda/evil-admin", SecretString=json.dumps(
+            {"host": "127.0.0.1", "port": self.port, "username": "lambda_evil_admin",
+             "password": evil_pw}))["ARN"]
+        del os.environ["MASTER_SECRET_ARN"]
+        os.environ["ROTATION_STRATEGY"] = "single"
+        arn, old = self.make_app("mfield", masterarn=self.master_arn)
+        token = self.start_rotation(arn)
+        # a writer of the secret puts the pending version, naming its admin
+        pending = dict(old, password=new_password(), masterarn=evil)
+        self.sm.put_secret_value(SecretId=arn, ClientRequestToken=token,
+                                 SecretString=json.dumps(pending), VersionStages=["AWSPENDING"])
+        for step in ("setSecret", "testSecret"):
+            with self.assertRaisesRegex(rotation.RotationError, "different masterarn"):
+                self.step(arn, token, step)
+        self.assertTrue(self.login("lambda_mfield", old["password"]))
+        self.assertEqual(self.history("mfield"), [])
+
+
+class IamPolicyTests(LambdaTestCase):
+    """The Lambda's four steps under exactly secretsmgr_iam_policy('lambda'),
+    the database under exactly secretsmgr_iam_policy('database'), against
+    the emulator enforcing them."""
+
+    KEY, SECRET = "AKIDLAMBDAROTATION", "LAMBDASECRETKEY/secretsmgr+EXAMPLE"
+
+    def attach(self, akid, policy, secret=None):
+        body = {"access_key": akid, "policy": policy}
+        if secret:
+            body["secret_key"] = secret
+        req = urllib.request.Request(os.environ["SM_EMULATOR_URL"] + "/_admin/iam-policy",
+                                     data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            r.read()
+
+    def denials(self):
+        calls = json.loads(smctl("calls"))
+        return [e for e in calls["recent"] if e.get("error") == "AccessDeniedException"]
+
+    def as_lambda(self):
+        saved = (os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+        os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = \
+            self.KEY, self.SECRET
+        # boto3's default session keeps the credentials it found first
+        boto3.DEFAULT_SESSION = None
+        rotation._clients.clear()
+
+        def restore():
+            os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = saved
+            boto3.DEFAULT_SESSION = None
+            rotation._clients.clear()
+            self.attach(self.KEY, None, self.SECRET)
+            self.attach(ACCESS_KEY, None)
+        self.addCleanup(restore)
+
+    def test_four_steps_under_the_generated_policy(self):
+        arn, old = self.make_app("iam", kms_key_id=KMS_KEY)
+        alt, alt_old = self.make_app("iamalt", strategy="alternating", masterarn=self.master_arn)
+        self.as_lambda()
+        policy = self.sql("SELECT secretsmgr_iam_policy('lambda', %s)", (self.master_arn,))[0][0]
+        db_policy = self.sql("SELECT secretsmgr_iam_policy('database')")[0][0]
+        self.assertIn(KMS_KEY, json.dumps(policy))
+        tokens = [self.start_rotation(arn), self.start_rotation(alt)]
+        smctl("reset")
+        self.attach(self.KEY, policy, self.SECRET)
+        self.attach(ACCESS_KEY, db_policy)
+        for secret, token in zip((arn, alt), tokens):
+            for step in rotation.STEPS:
+                self.step(secret, token, step)
+        self.assertEqual(self.denials(), [])
+        self.assertTrue(self.login("lambda_iam", self.value(arn)["password"]))
+        self.assertFalse(self.login("lambda_iam", old["password"]))
+        self.assertTrue(self.login("lambda_iamalt_clone", self.value(alt)["password"]))
+        self.assertEqual(self.history("iam"), [("setSecret", "succeeded"),
+                                               ("testSecret", "succeeded")])
+
+        # the policy generated before (no statement for the administrator
+        # secret) stops setSecret
+        self.attach(self.KEY, None)
+        self.attach(ACCESS_KEY, None)
+        token = self.start_rotation(arn)
+        before = dict(policy, Statement=[s for s in policy["Statement"]
+                                         if s["Sid"] != "SecretsmgrReadTheAdminSecret"])
+        self.attach(self.KEY, before, self.SECRET)
+        self.step(arn, token, "createSecret")
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.step(arn, token, "setSecret")
+        self.assertEqual(e.exception.response["Error"]["Code"], "AccessDeniedException")
+        self.assertIn(self.master_arn, e.exception.response["Error"]["Message"])
+        self.attach(self.KEY, policy)
+        for step in ("setSecret", "testSecret", "finishSecret"):
+            self.step(arn, token, step)
+        self.assertTrue(self.login("lambda_iam", self.value(arn)["password"]))
+
+    def test_four_steps_under_the_template_policy(self):
+        """What lambda/template.yaml grants is enough, and binds: only the
+        secret whose rotation function is this one."""
+        arn, old = self.make_app("tpl", kms_key_id=KMS_KEY)
+        self.as_lambda()
+        policy = template_policy(arn, self.master_arn, KMS_KEY, LAMBDA_ARN)
+        self.assertIn("secretsmanager:resource/AllowRotationLambdaArn", json.dumps(policy))
+        token = self.start_rotation(arn)
+        smctl("reset")
+        self.attach(self.KEY, policy, self.SECRET)
+        for step in rotation.STEPS:
+            self.step(arn, token, step)
+        self.assertEqual(self.denials(), [])
+        self.assertTrue(self.login("lambda_tpl", self.value(arn)["password"]))
+        self.assertFalse(self.login("lambda_tpl", old["password"]))
+        # the same secret, rotated by another function: nothing allowed
+        self.attach(self.KEY, None)
+        token = str(uuid.uuid4())
+        self.sm.rotate_secret(SecretId=arn, ClientRequestToken=token,
+                              RotationLambdaARN=LAMBDA_ARN + "-other",
+                              RotationRules={"AutomaticallyAfterDays": 30})
+        self.attach(self.KEY, policy)
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.step(arn, token, "createSecret")
+        self.assertEqual(e.exception.response["Error"]["Code"], "AccessDeniedException")
+        self.assertIn("secretsmanager:DescribeSecret", e.exception.response["Error"]["Message"])
+
+
+def template_policy(secret_arn, master_arn, kms_key_arn, function_arn):
+    """The statements lambda/template.yaml grants the function's role (its
+    inline policy and its AWS::IAM::Policy resources), with the parameters,
+    the region and the function's ARN filled in; the AWS managed VPC policy
+    (logs and network interfaces) is left out."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import check_template
+    tpl = check_template.load(os.path.join(ROOT, "lambda", "template.yaml"))
+    values = {"SecretArn": secret_arn, "MasterSecretArn": master_arn,
+              "KmsKeyArn": kms_key_arn, "AWS::Region": "us-east-1"}
+
+    def resolve(node):
+        if isinstance(node, dict):
+            if list(node) == ["Ref"]:
+                return values[node["Ref"]]
+            if list(node) == ["Fn::GetAtt"]:
+                assert node["Fn::GetAtt"] == ["RotationFunction", "Arn"], node
+                return function_arn
+            if list(node) == ["Fn::Sub"]:
+                return node["Fn::Sub"].replace("${AWS::Region}", "us-east-1")
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    statements = []
+    for name, res in tpl["Resources"].items():
+        props = res.get("Properties") or {}
+        docs = [p["PolicyDocument"] for p in props.get("Policies") or []]
+        if res["Type"] == "AWS::IAM::Policy":
+            docs.append(props["PolicyDocument"])
+        for doc in docs:
+            statements.extend(resolve(doc["Statement"]))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
 class LeakCheck(LambdaTestCase):
 
     def all_values(self):
@@ -534,6 +922,8 @@ def load_tests(loader, tests, pattern):
     # the leak check runs last, after every rotation
     suite = unittest.TestSuite()
     suite.addTests(loader.loadTestsFromTestCase(RotationTests))
+    suite.addTests(loader.loadTestsFromTestCase(SteeringTests))
+    suite.addTests(loader.loadTestsFromTestCase(IamPolicyTests))
     suite.addTests(loader.loadTestsFromTestCase(LeakCheck))
     return suite
 

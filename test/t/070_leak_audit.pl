@@ -139,7 +139,7 @@ run_sql(q{
 	SELECT count(*) > 0 FROM secretsmgr_stats();
 	SELECT secretsmgr_stats_reset();
 	SELECT secretsmgr_iam_policy() IS NOT NULL;
-	SELECT secretsmgr_iam_policy('lambda') IS NOT NULL;
+	SELECT secretsmgr_iam_policy('lambda', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:leak/admin-AbCdEf') IS NOT NULL;
 	SELECT count(*) > 0 FROM secretsmgr_health();
 });
 # preload and stale reads
