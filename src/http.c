@@ -445,9 +445,10 @@ run_transfer(SmHttpResponse *resp, SmHttpStatus *status)
 			return CURLE_OK;
 		}
 
+		(void) sm_backend_client_gone();
 		if (INTERRUPTS_PENDING_CONDITION())
 		{
-			if ((QueryCancelPending || ProcDiePending) &&
+			if ((QueryCancelPending || ProcDiePending || ClientConnectionLost) &&
 				INTERRUPTS_CAN_BE_PROCESSED())
 			{
 				/* leave libcurl before the error unwinds past us */

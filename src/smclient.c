@@ -295,7 +295,10 @@ sm_client_error_is_transient(const SmAwsError *err)
 	return false;
 }
 
-/* Sleep ms on the latch; an interrupt ends the wait with an error. */
+/*
+ * Sleep ms on the latch; an interrupt or a lost client ends the wait with
+ * an error (the client is looked at once a second).
+ */
 static void
 backoff_sleep(long ms)
 {
@@ -305,11 +308,11 @@ backoff_sleep(long ms)
 	{
 		double		left = until - now_ms();
 
-		CHECK_FOR_INTERRUPTS();
+		sm_backend_check_interrupts();
 		if (left <= 0)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 (long) ceil(left), PG_WAIT_EXTENSION);
+						 (long) ceil(Min(left, 1000.0)), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

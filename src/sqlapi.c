@@ -159,6 +159,7 @@ fetch_batches(SmBatchItem *items, int n, SmAwsError *errs)
 	{
 		int			len = Min(SM_BATCH_MAX, n - start);
 
+		sm_backend_check_interrupts();
 		if (sm_client_batch_get_secret_value(items + start, len, &errs[start]))
 		{
 			for (int k = start; k < start + len; k++)
@@ -588,6 +589,7 @@ secretsmgr_get_secrets(PG_FUNCTION_ARGS)
 	/* what the cache has, what is wrong at once, what must be fetched */
 	for (int i = 0; i < nelems; i++)
 	{
+		sm_backend_check_interrupts();
 		if (elem_nulls[i] || !secret_id_ok(ids[i] = TextDatumGetCString(elems[i])))
 		{
 			codes[i] = "InvalidParameter";
