@@ -225,7 +225,10 @@ preload_secrets(void)
 
 /*
  * Once per session, before the first read: preload, in a subtransaction so
- * that no failure (not even missing credentials) breaks the caller.
+ * that no failure (not even missing credentials) breaks the caller.  A read
+ * inside a parallel operation (where no subtransaction can start) leaves the
+ * preload to the next read outside one; a cancel ends the read, and the
+ * preload is tried again by the next one.  It counts as done once it ran.
  */
 static void
 preload_call(void *arg)
@@ -238,13 +241,12 @@ preload_once(void)
 {
 	ErrorData  *edata;
 
-	if (preload_done)
-		return;
-	preload_done = true;
-	if (sm_guc_preload == NULL || sm_guc_preload[0] == '\0')
+	if (preload_done || sm_guc_preload == NULL || sm_guc_preload[0] == '\0' ||
+		IsInParallelMode())
 		return;
 
 	edata = sm_subxact_run(preload_call, NULL);
+	preload_done = true;
 	if (edata != NULL)
 	{
 		ereport(WARNING,
