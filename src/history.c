@@ -148,6 +148,49 @@ sm_history_insert(const SmHistoryRow *row)
 	return true;
 }
 
+/*
+ * The version secretsmgr last gave role_name's password from secret_id (a
+ * succeeded setSecret, finishSecret or reconcile row), or NULL.  Read as
+ * the extension owner, in the caller's snapshot.
+ */
+char *
+sm_history_last_version(const char *secret_id, const char *role_name)
+{
+	SmOwnerSwitch sw;
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char	   *sql;
+	char	   *result = NULL;
+
+	sql = psprintf("SELECT h.new_version_id FROM %s.secretsmgr_rotation_history h"
+				   " WHERE h.secret_id OPERATOR(pg_catalog.=) $1"
+				   "   AND h.role_name::pg_catalog.text OPERATOR(pg_catalog.=) $2"
+				   "   AND h.status OPERATOR(pg_catalog.=) 'succeeded'"
+				   "   AND h.step OPERATOR(pg_catalog.=) ANY ('{setSecret,finishSecret,reconcile}'::pg_catalog.text[])"
+				   "   AND h.new_version_id IS NOT NULL"
+				   " ORDER BY h.id DESC LIMIT 1",
+				   sm_registry_schema_quoted());
+	values[0] = CStringGetTextDatum(secret_id);
+	values[1] = CStringGetTextDatum(role_name);
+
+	sm_registry_become_owner(&sw);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(sql, 2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read secretsmgr_rotation_history");
+	if (SPI_processed == 1)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (v != NULL)
+			result = MemoryContextStrdup(cxt, v);
+	}
+	SPI_finish();
+	sm_registry_restore_user(&sw);
+	return result;
+}
+
 /* Wait until the worker has stopped, at most SM_HISTORY_WAIT_MS. */
 static BgwHandleStatus
 wait_for_worker(BackgroundWorkerHandle *handle)
