@@ -7,7 +7,7 @@
  * http.c, and decode the answer.  Throttling, HTTP 5xx, connection errors and
  * timeouts are retried up to secretsmgr.max_attempts times with full-jitter
  * exponential backoff; the wait sleeps on the latch, so a cancel or
- * statement_timeout ends it at once.
+ * statement_timeout ends it at once, and a lost client within a second.
  *
  * Invariants:
  * - no response body, header, key, token or secret value reaches an error

@@ -3,7 +3,7 @@
 # catch errors one check, secret or batch at a time, yet pg_cancel_backend
 # and statement_timeout end each of them with the cancel's own SQLSTATE
 # (57014) and no rows, while Secrets Manager hangs (in a request, and in the
-# retry backoff).  A backend whose client is killed stops at once and calls
+# retry backoff); pg_terminate_backend ends the session as promptly.  A backend whose client is killed stops at once and calls
 # Secrets Manager no more.
 use strict;
 use warnings;
@@ -87,7 +87,7 @@ sub finish_session
 
 foreach my $c (@cases)
 {
-	foreach my $mode ('pg_cancel_backend', 'statement_timeout')
+	foreach my $mode ('pg_cancel_backend', 'statement_timeout', 'pg_terminate_backend')
 	{
 		my $what = "$c->{name}, $mode";
 		SmTest::reset_emulator();
@@ -105,18 +105,20 @@ foreach my $c (@cases)
 		my $s = start_session(\@cmds);
 		ok(SmTest::wait_for_call($c->{op}, 1, 20), "$what: the call reached Secrets Manager");
 		my $t0 = time();
-		if ($mode eq 'pg_cancel_backend')
+		if ($mode ne 'statement_timeout')
 		{
 			usleep(300_000);
 			my $pid = SmTest::backend_running($node, $c->{sql});
 			$t0 = time();
-			$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+			$node->safe_psql('postgres', "SELECT $mode($pid)");
 		}
 		finish_session($s, $c->{sql});
 		my $elapsed = time() - $t0;
-		my $reason = $mode eq 'pg_cancel_backend' ? 'user request' : 'statement timeout';
-		like(${ $s->{err} }, qr/ERROR:  57014: canceling statement due to \Q$reason\E/,
-			"$what: ends with the cancel's own error");
+		my %expect = (
+			pg_cancel_backend => qr/ERROR:  57014: canceling statement due to user request/,
+			statement_timeout => qr/ERROR:  57014: canceling statement due to statement timeout/,
+			pg_terminate_backend => qr/FATAL:  57P01: terminating connection due to administrator command/);
+		like(${ $s->{err} }, $expect{$mode}, "$what: ends with the interrupt's own error");
 		is(${ $s->{out} }, '', "$what: returns no rows");
 		cmp_ok($elapsed, '<', $bound_s, "$what: ends within ${bound_s} s, not after the 30 s hang");
 		diag(sprintf("%s: ended %.0f ms after the cancel", $what, $elapsed * 1000));
