@@ -1266,6 +1266,7 @@ reconcile_body(SmOp *op)
 	SmVerifyResult r;
 	const char *matched = NULL;
 	char	   *other_version = NULL;
+	bool		no_password = false;
 
 	lock_and_refresh(op);
 
@@ -1323,7 +1324,8 @@ reconcile_body(SmOp *op)
 		if (matched == NULL && op->binding.alternating && other_version &&
 			r == SM_VERIFY_NO_PASSWORD)
 		{
-			matched = "";
+			no_password = true;
+			matched = "no version";
 			op->previous_version_id = other_version;
 		}
 
@@ -1342,7 +1344,7 @@ reconcile_body(SmOp *op)
 		ereport(NOTICE,
 				(errmsg("set the password of role \"%s\" to AWSCURRENT of secret \"%s\"",
 						curc.username, op->binding.secret_id),
-				 matched[0] == '\0' ?
+				 no_password ?
 				 errdetail("The role had no password, and version \"%s\" logs in as the other user.",
 						   op->previous_version_id) :
 				 errdetail("The password in pg_authid matched %s, version \"%s\".", matched,
