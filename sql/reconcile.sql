@@ -54,6 +54,22 @@ SELECT length(secretsmgr_reconcile('rec/alt')) AS id_length;
 \set VERBOSITY default
 SELECT sm_login('rec/alt') AS current_logs_in, sm_login('rec/alt', 'AWSPREVIOUS') AS previous_logs_in;
 
+-- alternating, a password set by hand on AWSCURRENT's user: AWSPREVIOUS
+-- still logs in as the other user, which proves nothing about this one;
+-- reconcile refuses rather than overwrite the hand-set password
+CREATE TEMP TABLE rec_hand (pw text);
+INSERT INTO rec_hand SELECT md5(random()::text);
+DO $$ BEGIN EXECUTE format('ALTER ROLE %I PASSWORD %L',
+	secretsmgr_get_secret('rec/alt') ->> 'username', (SELECT pw FROM rec_hand)); END $$;
+SELECT sm_login('rec/alt') AS current_logs_in, sm_login('rec/alt', 'AWSPREVIOUS') AS previous_logs_in;
+SELECT sm_error($$SELECT secretsmgr_reconcile('rec/alt')$$);
+SELECT dblink_connect('rec_hand', format('host=127.0.0.1 port=%s dbname=%s user=%s password=%s',
+	current_setting('port'), current_database(), secretsmgr_get_secret('rec/alt') ->> 'username',
+	(SELECT pw FROM rec_hand))) AS hand_set_password_logs_in;
+SELECT dblink_disconnect('rec_hand');
+SELECT length(secretsmgr_rotate('rec/alt')) AS id_length;
+SELECT sm_login('rec/alt') AS current_logs_in;
+
 -- refusals: each changes nothing
 SELECT sm_error($$SELECT secretsmgr_reconcile('rec/unmanaged')$$);
 BEGIN READ ONLY;

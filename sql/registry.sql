@@ -9,6 +9,8 @@
 \! test/emulator/smctl create reg/alt '{"username":"regress_reg_alt","password":"Reg-Alt-Pw-2"}'
 \! test/emulator/smctl create reg/adopt '{"username":"regress_reg_adopt","password":"Reg-Adopt-Pw-3"}'
 \! test/emulator/smctl create reg/priv '{"username":"regress_reg_super","password":"Reg-Priv-Pw-4"}'
+\! test/emulator/smctl create reg/byarn '{"username":"regress_reg_byarn","password":"Reg-ByArn-Pw-5"}'
+\! test/emulator/smctl create reg/gone '{"username":"regress_reg_gone","password":"Reg-Gone-Pw-6"}'
 SET secretsmgr.cache_ttl = 0;
 
 CREATE ROLE regress_reg_group1 NOLOGIN;
@@ -108,6 +110,24 @@ SELECT secretsmgr_unmanage(secretsmgr_describe_secret('reg/app') ->> 'ARN') AS u
 SELECT secretsmgr_unmanage('reg/app') AS again;
 SELECT secretsmgr_unmanage('reg/alt') AS alt;
 SELECT secretsmgr_unmanage(NULL) IS NULL AS strict;
+-- a binding registered under the ARN is found by the secret's name, and
+-- the row found is the row checked and deleted
+CREATE ROLE regress_reg_byarn LOGIN;
+SELECT secretsmgr_manage(secretsmgr_describe_secret('reg/byarn') ->> 'ARN', 'regress_reg_byarn');
+SELECT secretsmgr_unmanage('reg/byarn') AS unmanaged_by_name;
+SELECT count(*) AS byarn_bindings_left FROM secretsmgr_managed WHERE role_name = 'regress_reg_byarn';
+-- a binding whose role was dropped: only a role that could create it again
+-- (superuser, CREATEROLE) may remove it
+CREATE ROLE regress_reg_gone LOGIN;
+SELECT secretsmgr_manage('reg/gone', 'regress_reg_gone');
+DROP ROLE regress_reg_gone;
+SET ROLE regress_reg_plain;
+SELECT sm_error($$SELECT secretsmgr_unmanage('reg/gone')$$);
+RESET ROLE;
+SELECT count(*) AS gone_bindings_left FROM secretsmgr_managed WHERE secret_id = 'reg/gone';
+SET ROLE regress_reg_creator;
+SELECT secretsmgr_unmanage('reg/gone') AS unmanaged_by_createrole;
+RESET ROLE;
 BEGIN READ ONLY;
 SELECT sm_error($$SELECT secretsmgr_manage('reg/app', 'regress_reg_app')$$);
 ROLLBACK;
@@ -118,7 +138,7 @@ SELECT rolname FROM pg_roles WHERE rolname = 'regress_reg_alt_clone';
 -- clean up
 REVOKE EXECUTE ON FUNCTION secretsmgr_manage(text, name, text, interval),
 	secretsmgr_unmanage(text) FROM regress_reg_creator, regress_reg_plain;
-DROP ROLE regress_reg_app, regress_reg_alt, regress_reg_alt_clone, regress_reg_adopt,
+DROP ROLE regress_reg_app, regress_reg_alt, regress_reg_alt_clone, regress_reg_adopt, regress_reg_byarn,
 	regress_reg_adopt_clone, regress_reg_nologin, regress_reg_super, regress_reg_repl,
 	regress_reg_rls, regress_reg_creator, regress_reg_plain,
 	regress_reg_group1, regress_reg_group2, regress_reg_group3;

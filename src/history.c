@@ -157,6 +157,62 @@ sm_history_insert(const SmHistoryRow *row)
 	return true;
 }
 
+/* sm_history_last_version's query and its answer. */
+typedef struct LastVersionCall
+{
+	const char *sql;
+	Datum		values[2];
+	MemoryContext cxt;			/* where the answer is copied */
+	char	   *result;
+} LastVersionCall;
+
+/* Under sm_runas_owner: run the last-version query through SPI. */
+static void
+last_version_owner(void *arg)
+{
+	LastVersionCall *call = arg;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(call->sql, 2, argtypes, call->values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read secretsmgr_rotation_history");
+	if (SPI_processed == 1)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (v != NULL)
+			call->result = MemoryContextStrdup(call->cxt, v);
+	}
+	SPI_finish();
+}
+
+/*
+ * The version secretsmgr last gave role_name's password from secret_id (a
+ * succeeded setSecret, finishSecret or reconcile row), or NULL.  Read as
+ * the extension owner, in the caller's snapshot.
+ */
+char *
+sm_history_last_version(const char *secret_id, const char *role_name)
+{
+	LastVersionCall call;
+
+	call.sql = psprintf("SELECT h.new_version_id FROM %s.secretsmgr_rotation_history h"
+						" WHERE h.secret_id OPERATOR(pg_catalog.=) $1"
+						"   AND h.role_name::pg_catalog.text OPERATOR(pg_catalog.=) $2"
+						"   AND h.status OPERATOR(pg_catalog.=) 'succeeded'"
+						"   AND h.step OPERATOR(pg_catalog.=) ANY ('{setSecret,finishSecret,reconcile}'::pg_catalog.text[])"
+						"   AND h.new_version_id IS NOT NULL"
+						" ORDER BY h.id DESC LIMIT 1",
+						sm_registry_schema_quoted());
+	call.values[0] = CStringGetTextDatum(secret_id);
+	call.values[1] = CStringGetTextDatum(role_name);
+	call.cxt = CurrentMemoryContext;
+	call.result = NULL;
+	sm_runas_owner(last_version_owner, &call);
+	return call.result;
+}
+
 /* Wait until the worker has stopped, at most SM_HISTORY_WAIT_MS. */
 static BgwHandleStatus
 wait_for_worker(BackgroundWorkerHandle *handle)

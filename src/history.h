@@ -43,6 +43,13 @@ extern bool sm_history_insert(const SmHistoryRow *row);
  */
 extern bool sm_history_insert_autonomous(const SmHistoryRow *row);
 
+/*
+ * The VersionId whose password secretsmgr last set for role_name from
+ * secret_id (its latest succeeded setSecret, finishSecret or reconcile
+ * row), or NULL when there is none.
+ */
+extern char *sm_history_last_version(const char *secret_id, const char *role_name);
+
 /* Entry point of that worker. */
 extern PGDLLEXPORT void sm_history_worker_main(Datum main_arg);
 

@@ -8,7 +8,8 @@
  * so that connections to an endpoint stay alive, and one multi handle that
  * drives it.  The multi handle is what lets us wait in our own loop, in
  * 50 ms slices, and so notice statement_timeout, pg_cancel_backend() and
- * pg_terminate_backend() while a request hangs.
+ * pg_terminate_backend() while a request hangs, and (once a second) a client
+ * that has gone away.
  *
  * Invariants:
  *
@@ -445,9 +446,10 @@ run_transfer(SmHttpResponse *resp, SmHttpStatus *status)
 			return CURLE_OK;
 		}
 
+		(void) sm_backend_client_gone();
 		if (INTERRUPTS_PENDING_CONDITION())
 		{
-			if ((QueryCancelPending || ProcDiePending) &&
+			if ((QueryCancelPending || ProcDiePending || ClientConnectionLost) &&
 				INTERRUPTS_CAN_BE_PROCESSED())
 			{
 				/* leave libcurl before the error unwinds past us */

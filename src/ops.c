@@ -11,7 +11,8 @@
  *
  * secretsmgr_health() runs every check in a subtransaction of its own and
  * turns any error into a FAIL row with the error's message and hint: it
- * never raises for a failing check.  It reads secrets' metadata and verifies
+ * never raises for a failing check (a cancel, a statement timeout or a
+ * lost client still ends it: sm_subxact_run re-raises those).  It reads secrets' metadata and verifies
  * AWSCURRENT against the role, but never returns or logs a value.
  */
 #include "postgres.h"

@@ -822,7 +822,7 @@ sm_registry_manage(const char *secret_id, const char *role_name,
 	CommandCounterIncrement();
 }
 
-/* Delete the binding of secret_id (by id or ARN). */
+/* Delete the binding registered as secret_id (its secret_id column). */
 bool
 sm_registry_unmanage(const char *secret_id)
 {
@@ -833,8 +833,7 @@ sm_registry_unmanage(const char *secret_id)
 	bool		deleted;
 
 	sql = psprintf("DELETE FROM %s.secretsmgr_managed"
-				   " WHERE secret_id OPERATOR(pg_catalog.=) $1"
-				   "    OR secret_arn OPERATOR(pg_catalog.=) $1",
+				   " WHERE secret_id OPERATOR(pg_catalog.=) $1",
 				   sm_registry_schema_quoted());
 	values[0] = CStringGetTextDatum(secret_id);
 

@@ -44,7 +44,10 @@ extern void sm_registry_manage(const char *secret_id, const char *role_name,
 							   const char *strategy, Datum rotation_interval,
 							   bool interval_isnull);
 
-/* Delete the binding of secret_id (or its ARN); true if one was deleted. */
+/*
+ * Delete the binding registered as secret_id (the secret_id of the row
+ * sm_registry_lookup found); true if one was deleted.
+ */
 extern bool sm_registry_unmanage(const char *secret_id);
 
 /* Refuse a SUPERUSER, REPLICATION or BYPASSRLS role unless allowed. */

@@ -1291,11 +1291,52 @@ sm_rotation_verify(const char *secret_id, const char *version_stage)
 }
 
 /*
- * Reconcile: when AWSCURRENT does not log in but AWSPENDING or AWSPREVIOUS
- * does (a crash between the stage move and the commit, or a hand edit of
- * the secret), set AWSCURRENT's role to AWSCURRENT's password.  When no
- * version logs in, someone changed the password outside secretsmgr: refuse
- * rather than overwrite it.
+ * Does role's password match the version of the bound secret with stage
+ * (or version_id), other than skip_version, and does that version name
+ * role?  Then it becomes op->previous_version_id.  A version naming the
+ * other bound user whose password it matches goes to *other_version.
+ */
+static bool
+version_matches_role(SmOp *op, const char *stage, const char *version_id,
+					 const char *skip_version, const char *role,
+					 char **other_version)
+{
+	SmSecretValue v;
+	SmCreds		c;
+	bool		result = false;
+
+	if (!sm_client_get_secret_value(op->api_id, stage, version_id, true, &v))
+		return false;
+	if (strcmp(v.version_id, skip_version) != 0 &&
+		(!op->binding.secret_arn || !v.arn || strcmp(v.arn, op->binding.secret_arn) == 0) &&
+		parse_creds(&v, &c) == SM_PARSE_OK)
+	{
+		if (user_is_bound(&op->binding, c.username) &&
+			SM_VERIFY_PASSWORD_MATCHED(sm_verify_password(c.username, c.password)))
+		{
+			if (strcmp(c.username, role) == 0)
+			{
+				result = true;
+				op->previous_version_id = pstrdup(v.version_id);
+			}
+			else if (other_version != NULL && *other_version == NULL)
+				*other_version = pstrdup(v.version_id);
+		}
+		sm_secure_zero(c.password, strlen(c.password));
+	}
+	sm_secret_value_scrub(&v);
+	return result;
+}
+
+/*
+ * Reconcile: when AWSCURRENT does not log in, but its role's password is
+ * one a version of the secret gave it (AWSPENDING or AWSPREVIOUS naming
+ * that role, or the version secretsmgr last set for it: a crash between
+ * the stage move and the commit, or a hand edit of the secret), set the
+ * role to AWSCURRENT's password.  Otherwise someone changed the password
+ * outside secretsmgr: refuse rather than overwrite it.  Under "alternating"
+ * a match of the other user is no such proof; only a role that never had
+ * a password may then be set.
  */
 static void
 reconcile_body(SmOp *op)
@@ -1305,6 +1346,8 @@ reconcile_body(SmOp *op)
 	SmCreds		curc;
 	SmVerifyResult r;
 	const char *matched = NULL;
+	char	   *other_version = NULL;
+	bool		no_password = false;
 
 	lock_and_refresh(op);
 
@@ -1330,27 +1373,41 @@ reconcile_body(SmOp *op)
 		if (r == SM_VERIFY_NO_ROLE || SM_VERIFY_PASSWORD_MATCHED(r))
 			require_usable_role(curc.username);
 
-		/* Which other version does the role set match? */
+		/*
+		 * Is the password the role has one a version of the secret gave it?
+		 * Only a version naming that same role can say so: under
+		 * "alternating" AWSPREVIOUS names the other user, and its match
+		 * says nothing about this role's password.
+		 */
 		for (int i = 0; i < lengthof(others) && matched == NULL; i++)
 		{
-			SmSecretValue v;
-			SmCreds		c;
+			if (version_matches_role(op, others[i], NULL, cur.version_id,
+									 curc.username, &other_version))
+				matched = others[i];
+		}
 
-			if (!sm_client_get_secret_value(op->api_id, others[i], NULL, true, &v))
-				continue;
-			if (strcmp(v.version_id, cur.version_id) != 0 &&
-				(!op->binding.secret_arn || !v.arn || strcmp(v.arn, op->binding.secret_arn) == 0) &&
-				parse_creds(&v, &c) == SM_PARSE_OK)
-			{
-				if (user_is_bound(&op->binding, c.username) &&
-					SM_VERIFY_PASSWORD_MATCHED(sm_verify_password(c.username, c.password)))
-				{
-					matched = others[i];
-					op->previous_version_id = pstrdup(v.version_id);
-				}
-				sm_secure_zero(c.password, strlen(c.password));
-			}
-			sm_secret_value_scrub(&v);
+		/*
+		 * Under "alternating" the role's own previous version carries no
+		 * label: it is the version secretsmgr last gave it (history).  A
+		 * role that never had a password has none to lose once the other
+		 * user's version proves the label moved.
+		 */
+		if (matched == NULL)
+		{
+			char	   *last = sm_history_last_version(op->binding.secret_id,
+													   curc.username);
+
+			if (last != NULL &&
+				version_matches_role(op, NULL, last, cur.version_id,
+									 curc.username, NULL))
+				matched = "the version secretsmgr last set for it";
+		}
+		if (matched == NULL && op->binding.alternating && other_version &&
+			r == SM_VERIFY_NO_PASSWORD)
+		{
+			no_password = true;
+			matched = "no version";
+			op->previous_version_id = other_version;
 		}
 
 		if (matched == NULL)
@@ -1358,8 +1415,8 @@ reconcile_body(SmOp *op)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("no version of secret \"%s\" matches the password of its roles",
 							op->binding.secret_id),
-					 errdetail("AWSCURRENT does not log in (%s), and neither AWSPENDING nor AWSPREVIOUS does: the password was changed outside secretsmgr, so reconcile will not overwrite it.",
-							   sm_verify_describe(r, curc.username)),
+					 errdetail("AWSCURRENT does not log in (%s), and no version of the secret naming role \"%s\" matches its password: it was changed outside secretsmgr, so reconcile will not overwrite it.",
+							   sm_verify_describe(r, curc.username), curc.username),
 					 errhint("Store the role's password in the secret as AWSCURRENT, or run secretsmgr_rotate() to give the role a new password.")));
 
 		require_usable_role(curc.username);
@@ -1368,6 +1425,9 @@ reconcile_body(SmOp *op)
 		ereport(NOTICE,
 				(errmsg("set the password of role \"%s\" to AWSCURRENT of secret \"%s\"",
 						curc.username, op->binding.secret_id),
+				 no_password ?
+				 errdetail("The role had no password, and version \"%s\" logs in as the other user.",
+						   op->previous_version_id) :
 				 errdetail("The password in pg_authid matched %s, version \"%s\".", matched,
 						   op->previous_version_id)));
 		op->status = "succeeded";

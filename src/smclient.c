@@ -7,7 +7,7 @@
  * http.c, and decode the answer.  Throttling, HTTP 5xx, connection errors and
  * timeouts are retried up to secretsmgr.max_attempts times with full-jitter
  * exponential backoff; the wait sleeps on the latch, so a cancel or
- * statement_timeout ends it at once.
+ * statement_timeout ends it at once, and a lost client within a second.
  *
  * Invariants:
  * - no response body, header, key, token or secret value reaches an error
@@ -295,7 +295,10 @@ sm_client_error_is_transient(const SmAwsError *err)
 	return false;
 }
 
-/* Sleep ms on the latch; an interrupt ends the wait with an error. */
+/*
+ * Sleep ms on the latch; an interrupt or a lost client ends the wait with
+ * an error (the client is looked at once a second).
+ */
 static void
 backoff_sleep(long ms)
 {
@@ -305,11 +308,11 @@ backoff_sleep(long ms)
 	{
 		double		left = until - now_ms();
 
-		CHECK_FOR_INTERRUPTS();
+		sm_backend_check_interrupts();
 		if (left <= 0)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 (long) ceil(left), PG_WAIT_EXTENSION);
+						 (long) ceil(Min(left, 1000.0)), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

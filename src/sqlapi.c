@@ -167,6 +167,7 @@ fetch_batches(SmBatchItem *items, int n, SmAwsError *errs)
 	{
 		int			len = Min(SM_BATCH_MAX, n - start);
 
+		sm_backend_check_interrupts();
 		if (sm_client_batch_get_secret_value(items + start, len, &errs[start]))
 		{
 			for (int k = start; k < start + len; k++)
@@ -232,7 +233,10 @@ preload_secrets(void)
 
 /*
  * Once per session, before the first read: preload, in a subtransaction so
- * that no failure (not even missing credentials) breaks the caller.
+ * that no failure (not even missing credentials) breaks the caller.  A read
+ * inside a parallel operation (where no subtransaction can start) leaves the
+ * preload to the next read outside one; a cancel ends the read, and the
+ * preload is tried again by the next one.  It counts as done once it ran.
  */
 static void
 preload_call(void *arg)
@@ -245,13 +249,12 @@ preload_once(void)
 {
 	ErrorData  *edata;
 
-	if (preload_done)
-		return;
-	preload_done = true;
-	if (sm_guc_preload == NULL || sm_guc_preload[0] == '\0')
+	if (preload_done || sm_guc_preload == NULL || sm_guc_preload[0] == '\0' ||
+		IsInParallelMode())
 		return;
 
 	edata = sm_subxact_run(preload_call, NULL);
+	preload_done = true;
 	if (edata != NULL)
 	{
 		ereport(WARNING,
@@ -597,6 +600,7 @@ secretsmgr_get_secrets(PG_FUNCTION_ARGS)
 	/* what the cache has, what is wrong at once, what must be fetched */
 	for (int i = 0; i < nelems; i++)
 	{
+		sm_backend_check_interrupts();
 		if (elem_nulls[i] || !secret_id_ok(ids[i] = TextDatumGetCString(elems[i])))
 		{
 			codes[i] = "InvalidParameter";

@@ -10,7 +10,8 @@
  *   the role being bound: superuser, or CREATEROLE for a non-superuser role
  *   (and, from PostgreSQL 16, ADMIN OPTION on it).  A binding is what lets
  *   a secret change a role, so registering one is as privileged as
- *   ALTER ROLE ... PASSWORD itself.
+ *   ALTER ROLE ... PASSWORD itself.  A binding whose role is gone may be
+ *   removed by a superuser or a CREATEROLE role.
  * - secretsmgr_rotate, secretsmgr_set_secret and secretsmgr_reconcile run
  *   ALTER ROLE as the caller.  The same rule is checked here first, before
  *   anything is written to Secrets Manager or to the database, so a caller
@@ -178,7 +179,33 @@ secretsmgr_manage(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* secretsmgr_unmanage(secret_id text) RETURNS boolean */
+/*
+ * May the current user remove binding b?  Unbinding needs the same right as
+ * binding: to alter the bound role, or its clone when only the clone is
+ * left.  A binding whose roles are both gone needs the right to create the
+ * role again (superuser or CREATEROLE): a role created later under that
+ * name would be bound by it, so it is not left to every caller.
+ */
+static void
+check_can_unbind(const SmBinding *b)
+{
+	if (OidIsValid(get_role_oid(b->role_name, true)))
+		sm_sqlapi_check_can_alter_role(b->role_name, "secretsmgr_unmanage");
+	else if (b->clone_role && OidIsValid(get_role_oid(b->clone_role, true)))
+		sm_sqlapi_check_can_alter_role(b->clone_role, "secretsmgr_unmanage");
+	else if (!superuser() && !has_createrole_privilege(GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to unbind secret \"%s\"", b->secret_id),
+				 errdetail("Its role \"%s\" no longer exists; only superusers and roles with the CREATEROLE attribute may remove such a binding.",
+						   b->role_name),
+				 errhint("Ask a superuser, or a role with CREATEROLE, to call it.")));
+}
+
+/*
+ * secretsmgr_unmanage(secret_id text) RETURNS boolean: the binding found by
+ * id, ARN or name is the one checked and the one deleted.
+ */
 Datum
 secretsmgr_unmanage(PG_FUNCTION_ARGS)
 {
@@ -187,13 +214,10 @@ secretsmgr_unmanage(PG_FUNCTION_ARGS)
 
 	refuse_read_only("secretsmgr_unmanage");
 
-	/* Unbinding needs the same right as binding, while the role exists. */
-	if (sm_registry_lookup(secret_id, &b))
-	{
-		if (OidIsValid(get_role_oid(b.role_name, true)))
-			sm_sqlapi_check_can_alter_role(b.role_name, "secretsmgr_unmanage");
-	}
-	PG_RETURN_BOOL(sm_registry_unmanage(secret_id));
+	if (!sm_registry_lookup(secret_id, &b))
+		PG_RETURN_BOOL(false);
+	check_can_unbind(&b);
+	PG_RETURN_BOOL(sm_registry_unmanage(b.secret_id));
 }
 
 /*
