@@ -7,9 +7,9 @@
  * the binding and refuses a secret that names another role.
  *
  * Invariants kept here:
- * - a bound role exists, can log in, and is neither SUPERUSER, REPLICATION
- *   nor BYPASSRLS unless secretsmgr.allow_privileged_roles is on (checked at
- *   registration; the rotation checks the role again);
+ * - a bound role exists, can log in, and is not privileged, itself or
+ *   through any chain of memberships, unless secretsmgr.allow_privileged_roles
+ *   is on (checked at registration; every password change checks again);
  * - a role (or clone) is bound to at most one secret, and a secret (by ARN)
  *   to at most one row, so two bindings never fight over one password;
  * - for "alternating", <role>_clone exists, can log in and is a member of
