@@ -15,12 +15,15 @@ SET secretsmgr.cache_ttl = 0;
 CREATE ROLE regress_lambda_app LOGIN;
 CREATE ROLE regress_lambda_alt LOGIN;
 CREATE ROLE regress_lambda_other LOGIN;
+-- the DBA binds the secrets and gives the roles the passwords their secrets
+-- hold (regress_dba: CREATEROLE, the DBA grants of docs/security.md)
+SET ROLE regress_dba;
 SELECT secretsmgr_manage('lambda/app', 'regress_lambda_app');
 SELECT secretsmgr_manage('lambda/alt', 'regress_lambda_alt', 'alternating');
 SELECT secretsmgr_manage('lambda/other', 'regress_lambda_other');
--- give the roles the passwords their secrets hold
 SELECT length(secretsmgr_rotate('lambda/app')) AS id_length,
        length(secretsmgr_rotate('lambda/alt')) AS id_length;
+RESET ROLE;
 SELECT sm_login('lambda/app') AS app_logs_in, sm_login('lambda/alt') AS alt_logs_in;
 
 -- RotateSecret: an empty AWSPENDING placeholder; setSecret before

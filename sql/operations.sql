@@ -1,9 +1,11 @@
--- operations: secretsmgr_iam_policy and secretsmgr_health
+-- operations: secretsmgr_iam_policy and secretsmgr_health, called by
+-- regress_dba (CREATEROLE, the DBA grants of docs/security.md)
 \! test/emulator/smctl reset --state
 \! test/emulator/smctl create ops/app '{"username":"regress_ops_app","password":"Ops-Initial-Pw-1x"}' --kms-key-id arn:aws:kms:us-east-1:123456789012:key/1111aaaa-2222-bbbb-3333-cccc4444dddd
 \! test/emulator/smctl create ops/alt '{"username":"regress_ops_alt","password":"Ops-Alt-Initial-Pw-2"}'
 CREATE ROLE regress_ops_app LOGIN;
 CREATE ROLE regress_ops_alt LOGIN;
+SET ROLE regress_dba;
 -- no managed secrets: only the calls that name no secret, a short report
 SELECT secretsmgr_iam_policy();
 SELECT check_name, status FROM secretsmgr_health();
@@ -47,5 +49,6 @@ SELECT check_name, status FROM secretsmgr_health() WHERE check_name IN ('configu
 \! test/emulator/smctl reset
 
 SELECT secretsmgr_unmanage('ops/app'), secretsmgr_unmanage('ops/alt');
+RESET ROLE;
 DROP ROLE regress_ops_app;
 DROP ROLE regress_ops_alt;

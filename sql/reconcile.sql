@@ -1,6 +1,7 @@
 -- reconcile: bring a role and its secret's AWSCURRENT back together after a
 -- crash between the stage move and the commit, or a Lambda that stopped
--- after setSecret; refuse when the password was changed by hand.
+-- after setSecret; refuse when the password was changed by hand.  The DBA
+-- calls run as regress_dba (CREATEROLE, the DBA grants of docs/security.md).
 \pset format unaligned
 \! test/emulator/smctl reset --state
 \! test/emulator/smctl create rec/app '{"engine":"postgres","host":"db.internal","username":"regress_rec_app","password":"Rec-Initial-Pw-1"}'
@@ -11,6 +12,7 @@ SET secretsmgr.cache_ttl = 0;
 
 CREATE ROLE regress_rec_app LOGIN;
 CREATE ROLE regress_rec_alt LOGIN;
+SET ROLE regress_dba;
 SELECT secretsmgr_manage('rec/app', 'regress_rec_app');
 SELECT secretsmgr_manage('rec/alt', 'regress_rec_alt', 'alternating');
 SELECT length(secretsmgr_rotate('rec/app')) AS id_length;
@@ -29,7 +31,9 @@ SELECT sm_login('rec/app') AS current_logs_in, sm_login('rec/app', 'AWSPREVIOUS'
 
 -- a Lambda that stopped after setSecret: the role has AWSPENDING's password
 \! test/emulator/smctl put rec/app '{"engine":"postgres","host":"db.internal","username":"regress_rec_app","password":"Rec-Pending-Pw-5"}' --stages AWSPENDING --token 77777777-7777-4777-8777-777777777777
+RESET ROLE;  -- setSecret is the Lambda's
 SELECT secretsmgr_set_secret('rec/app', '77777777-7777-4777-8777-777777777777');
+SET ROLE regress_dba;
 SELECT sm_login('rec/app') AS current_logs_in, sm_login('rec/app', 'AWSPENDING') AS pending_logs_in;
 SELECT length(secretsmgr_reconcile('rec/app')) AS id_length;
 SELECT sm_login('rec/app') AS current_logs_in, sm_login('rec/app', 'AWSPENDING') AS pending_logs_in;
@@ -46,7 +50,7 @@ SELECT sm_login('rec/app') AS current_logs_in;
 -- changed; reconcile sets that user, the previous one keeps working
 SELECT length(secretsmgr_rotate('rec/alt')) AS id_length;
 SELECT length(secretsmgr_rotate('rec/alt')) AS id_length;
-SELECT secretsmgr_get_secret('rec/alt') ->> 'username' AS current_user_name;
+SELECT sm_value('rec/alt') ->> 'username' AS current_user_name;
 \! test/emulator/smctl put rec/alt '{"engine":"postgres","host":"db.internal","username":"regress_rec_alt_clone","password":"Rec-Alt-Moved-Pw-6"}'
 SELECT sm_login('rec/alt') AS current_logs_in, sm_login('rec/alt', 'AWSPREVIOUS') AS previous_logs_in;
 \set VERBOSITY terse
@@ -90,4 +94,5 @@ SELECT name, count FROM secretsmgr_stats() WHERE name LIKE 'reconcile:%' ORDER B
 
 -- clean up
 SELECT secretsmgr_unmanage('rec/app'), secretsmgr_unmanage('rec/alt');
+RESET ROLE;
 DROP ROLE regress_rec_app, regress_rec_alt, regress_rec_alt_clone;

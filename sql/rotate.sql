@@ -1,7 +1,9 @@
 -- rotate: secretsmgr_rotate end to end, both strategies, the transaction
 -- contract (rollback, savepoints, pre-commit failure) and every refusal.
 -- Passwords never appear in SQL text: logins are proven through dblink with
--- the value read from the secret, and compared through md5().
+-- the value read from the secret, and compared through md5().  The DBA
+-- calls run as regress_dba (CREATEROLE, the DBA grants of docs/security.md);
+-- the test reads the secret through sm_value().
 \pset format unaligned
 \! test/emulator/smctl reset --state
 \! test/emulator/smctl create rot/app '{"engine":"postgres","host":"db.internal","username":"regress_rot_app","password":"Rot-Initial-Pw-1","port":5432,"dbname":"appdb","ssl":true}'
@@ -14,13 +16,14 @@ CREATE ROLE regress_rot_group NOLOGIN;
 CREATE ROLE regress_rot_app LOGIN;
 CREATE ROLE regress_rot_alt LOGIN IN ROLE regress_rot_group;
 CREATE ROLE regress_rot_other LOGIN;
+SET ROLE regress_dba;
 SELECT secretsmgr_manage('rot/app', 'regress_rot_app');
 SELECT secretsmgr_manage('rot/alt', 'regress_rot_alt', 'alternating');
 
 -- The role has no password yet: AWSCURRENT does not log in.
 SELECT sm_login('rot/app') AS logs_in_before;
-SELECT secretsmgr_get_secret('rot/app') - 'password' AS before_rest,
-       md5(secretsmgr_get_secret('rot/app') ->> 'password') AS before_md5 \gset
+SELECT sm_value('rot/app') - 'password' AS before_rest,
+       md5(sm_value('rot/app') ->> 'password') AS before_md5 \gset
 
 -- single: one rotation, returning the version that is now AWSCURRENT
 SELECT secretsmgr_rotate('rot/app') AS new_version \gset
@@ -31,14 +34,14 @@ SELECT sm_login('rot/app') AS current_logs_in,
        sm_login('rot/app', 'AWSPREVIOUS') AS previous_logs_in,
        secretsmgr_verify('rot/app') AS verifies;
 -- only the password changed; engine, host, port, dbname, ssl pass through
-SELECT (secretsmgr_get_secret('rot/app') - 'password') = :'before_rest'::jsonb AS other_fields_kept,
-       md5(secretsmgr_get_secret('rot/app') ->> 'password') <> :'before_md5' AS password_changed;
+SELECT (sm_value('rot/app') - 'password') = :'before_rest'::jsonb AS other_fields_kept,
+       md5(sm_value('rot/app') ->> 'password') <> :'before_md5' AS password_changed;
 -- the password: 32 characters by default, from the four classes, none of
 -- the excluded characters (space : / @ " ' \ `)
 SELECT length(p) AS length,
        p ~ '[A-Z]' AND p ~ '[a-z]' AND p ~ '[0-9]' AND p ~ '[^A-Za-z0-9]' AS every_class,
        p !~ '[ :/@"''\\`]' AS no_excluded
-FROM (SELECT secretsmgr_get_secret('rot/app') ->> 'password' AS p) s;
+FROM (SELECT sm_value('rot/app') ->> 'password' AS p) s;
 
 -- a second rotation: the previous password stops working
 SELECT length(secretsmgr_rotate('rot/app')) AS id_length;
@@ -49,24 +52,30 @@ SELECT sm_login('rot/app') AS current_logs_in,
 -- a rotation in another backend drops this backend's cached value at once
 -- (the bound role's password changed), whatever the cache TTL
 SET secretsmgr.cache_ttl = 300;
-SELECT md5(secretsmgr_get_secret('rot/app') ->> 'password') AS cached \gset
+SELECT md5(sm_value('rot/app') ->> 'password') AS cached \gset
 \! psql -X -q -d contrib_regression -c "SELECT secretsmgr_rotate('rot/app')" > /dev/null
-SELECT md5(secretsmgr_get_secret('rot/app') ->> 'password') <> :'cached' AS cache_dropped,
+SELECT md5(sm_value('rot/app') ->> 'password') <> :'cached' AS cache_dropped,
        sm_login('rot/app') AS current_logs_in;
 RESET secretsmgr.cache_ttl;
 SET secretsmgr.cache_ttl = 0;
 
--- password settings
+-- password settings (a superuser's)
+RESET ROLE;
 SET secretsmgr.password_length = 20;
 SET secretsmgr.password_exclude_characters = '!"#$%&''()*+,-./:;<=>?@[\]^_`{|}~ 0123456789';
+SET ROLE regress_dba;
 SELECT length(secretsmgr_rotate('rot/app')) AS id_length;
 SELECT length(p) AS length, p ~ '^[A-Za-z]+$' AS letters_only, p ~ '[A-Z]' AND p ~ '[a-z]' AS both_cases
-FROM (SELECT secretsmgr_get_secret('rot/app') ->> 'password' AS p) s;
+FROM (SELECT sm_value('rot/app') ->> 'password' AS p) s;
 SELECT sm_login('rot/app') AS current_logs_in;
+RESET ROLE;
 SET secretsmgr.password_exclude_characters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!"#$%&''()*+,-./:;<=>?@[\]^_`{|}~';
+SET ROLE regress_dba;
 SELECT sm_error($$SELECT secretsmgr_rotate('rot/app')$$);
+RESET ROLE;
 RESET secretsmgr.password_length;
 RESET secretsmgr.password_exclude_characters;
+SET ROLE regress_dba;
 
 -- ROLLBACK changes nothing but leaves a pending version the next rotation reuses
 SELECT sm_stage_id('rot/app', 'AWSCURRENT') AS current_before \gset
@@ -140,18 +149,18 @@ WHERE secret_id = 'rot/app' ORDER BY id DESC LIMIT 2;
 -- previous credentials keep working until the next rotation
 SELECT sm_login('rot/alt') AS alt_logs_in_before;
 SELECT length(secretsmgr_rotate('rot/alt')) AS id_length;
-SELECT secretsmgr_get_secret('rot/alt') ->> 'username' AS current_user_name,
-       secretsmgr_get_secret('rot/alt', 'AWSPREVIOUS') ->> 'username' AS previous_user_name,
+SELECT sm_value('rot/alt') ->> 'username' AS current_user_name,
+       sm_value('rot/alt', 'AWSPREVIOUS') ->> 'username' AS previous_user_name,
        sm_login('rot/alt') AS current_logs_in;
 SELECT length(secretsmgr_rotate('rot/alt')) AS id_length;
-SELECT secretsmgr_get_secret('rot/alt') ->> 'username' AS current_user_name,
+SELECT sm_value('rot/alt') ->> 'username' AS current_user_name,
        sm_login('rot/alt') AS current_logs_in,
        sm_login('rot/alt', 'AWSPREVIOUS') AS previous_still_logs_in;
 SELECT length(secretsmgr_rotate('rot/alt')) AS id_length;
-SELECT secretsmgr_get_secret('rot/alt') ->> 'username' AS current_user_name,
+SELECT sm_value('rot/alt') ->> 'username' AS current_user_name,
        sm_login('rot/alt') AS current_logs_in,
        sm_login('rot/alt', 'AWSPREVIOUS') AS previous_still_logs_in,
-       secretsmgr_get_secret('rot/alt') ->> 'host' AS host_kept;
+       sm_value('rot/alt') ->> 'host' AS host_kept;
 -- both users hold the same group membership
 SELECT r.rolname, g.rolname AS member_of
 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member JOIN pg_roles g ON g.oid = m.roleid
@@ -192,5 +201,6 @@ WHERE h::text ~ 'Rot-(Initial|Alt|Bad|Unmanaged)';
 
 -- clean up
 SELECT secretsmgr_unmanage('rot/app'), secretsmgr_unmanage('rot/alt'), secretsmgr_unmanage('rot/bad');
+RESET ROLE;
 DROP ROLE regress_rot_app, regress_rot_alt, regress_rot_alt_clone, regress_rot_other,
 	regress_rot_bound, regress_rot_group;

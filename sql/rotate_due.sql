@@ -1,5 +1,7 @@
 -- rotate_due: scheduled rotation of every managed secret whose interval has
 -- elapsed, each in its own subtransaction; history says via scheduler.
+-- The DBA calls run as regress_dba (CREATEROLE, the DBA grants of
+-- docs/security.md).
 \! test/emulator/smctl reset --state
 \! test/emulator/smctl create due/never '{"username":"regress_due_never","password":"Due-Initial-Pw-1"}'
 \! test/emulator/smctl create due/fresh '{"username":"regress_due_fresh","password":"Due-Initial-Pw-2"}'
@@ -11,6 +13,7 @@ CREATE ROLE regress_due_never LOGIN;
 CREATE ROLE regress_due_fresh LOGIN;
 CREATE ROLE regress_due_manual LOGIN;
 CREATE ROLE regress_due_broken LOGIN;
+SET ROLE regress_dba;
 SELECT secretsmgr_manage('due/never', 'regress_due_never', rotation_interval => '30 days');
 SELECT secretsmgr_manage('due/fresh', 'regress_due_fresh', rotation_interval => '30 days');
 SELECT secretsmgr_manage('due/manual', 'regress_due_manual');
@@ -37,11 +40,14 @@ SELECT secret_id, status FROM secretsmgr_rotate_due() ORDER BY secret_id;
 SELECT sm_login('due/broken') AS broken_logs_in;
 
 -- on a standby, or read-only, it refuses like secretsmgr_rotate
+RESET ROLE;
 UPDATE secretsmgr_managed SET rotation_interval = '1 second' WHERE secret_id = 'due/manual';
+SET ROLE regress_dba;
 BEGIN READ ONLY;
 SELECT sm_error($$SELECT * FROM secretsmgr_rotate_due()$$);
 ROLLBACK;
 
+RESET ROLE;
 SELECT secretsmgr_unmanage(secret_id) FROM secretsmgr_managed WHERE secret_id LIKE 'due/%' ORDER BY 1;
 DROP ROLE regress_due_never;
 DROP ROLE regress_due_fresh;

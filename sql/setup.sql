@@ -64,5 +64,26 @@ LANGUAGE sql AS $$
 	SELECT v.key FROM jsonb_each(secretsmgr_describe_secret(secret) -> 'VersionIdsToStages') v
 	WHERE v.value ? stage
 $$;
+-- The helpers read secrets for the test, not for the role under test:
+-- whoever calls them, they run as the superuser that defined them.
+ALTER FUNCTION sm_login(text, text) SECURITY DEFINER SET search_path = public, pg_catalog, pg_temp;
+ALTER FUNCTION sm_labels(text) SECURITY DEFINER SET search_path = public, pg_catalog, pg_temp;
+ALTER FUNCTION sm_stage_id(text, text) SECURITY DEFINER SET search_path = public, pg_catalog, pg_temp;
+-- sm_value: what the secret holds now, read for the test's own checks
+-- whoever the current role is (the DBA needs no right to read secrets).
+CREATE FUNCTION sm_value(secret text, stage text DEFAULT 'AWSCURRENT') RETURNS jsonb
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_catalog, pg_temp
+AS $$ SELECT secretsmgr_get_secret(secret, stage) $$;
+-- regress_dba: the DBA of docs/security.md, a non-superuser with CREATEROLE
+-- and the grants given there.  Suites make their DBA calls as this role
+-- (SET ROLE regress_dba), so what a DBA can do is what is tested.
+CREATE ROLE regress_dba LOGIN CREATEROLE;
+GRANT EXECUTE ON FUNCTION secretsmgr_manage(text, name, text, interval),
+	secretsmgr_unmanage(text), secretsmgr_rotate(text), secretsmgr_reconcile(text),
+	secretsmgr_verify(text, text), secretsmgr_health(), secretsmgr_iam_policy(text),
+	secretsmgr_rotate_due() TO regress_dba;
+GRANT SELECT ON secretsmgr_rotation_history TO regress_dba;
+-- not in the documented list, but what a DBA watching rotations reads
+GRANT EXECUTE ON FUNCTION secretsmgr_stats() TO regress_dba;
 SELECT sm_error('SELECT 1/0');
 SELECT sm_error('SELECT 1');

@@ -1,7 +1,9 @@
 -- verify: secretsmgr_verify checks a version's password against the role's
 -- verifier in pg_authid (SCRAM-SHA-256 and MD5) with PostgreSQL's own code,
 -- and says why when it does not log in.  It never writes: it works in a
--- read-only transaction (and on a standby, see test/t).
+-- read-only transaction (and on a standby, see test/t).  The DBA calls run
+-- as regress_dba (CREATEROLE, the DBA grants of docs/security.md); reading
+-- pg_authid and the secret's metadata is the test's, as superuser.
 \pset format unaligned
 \! test/emulator/smctl reset --state
 \! test/emulator/smctl create ver/app '{"engine":"postgres","username":"regress_ver_app","password":"Ver-Initial-Pw-1"}'
@@ -14,6 +16,7 @@ SET secretsmgr.cache_ttl = 0;
 CREATE ROLE regress_ver_app LOGIN;
 CREATE ROLE regress_ver_gone LOGIN;
 CREATE ROLE regress_ver_bad LOGIN;
+SET ROLE regress_dba;
 SELECT secretsmgr_manage('ver/app', 'regress_ver_app');
 SELECT secretsmgr_manage('ver/gone', 'regress_ver_gone');
 SELECT secretsmgr_manage('ver/bad', 'regress_ver_bad');
@@ -26,8 +29,11 @@ SELECT length(secretsmgr_rotate('ver/app')) AS id_length;
 SELECT secretsmgr_verify('ver/app') AS current, secretsmgr_verify('ver/app', 'AWSPENDING') AS pending;
 SELECT secretsmgr_verify('ver/app', 'AWSPREVIOUS') AS previous;
 SELECT secretsmgr_verify('ver/app', 'NOSUCHSTAGE') AS no_such_stage;
-SELECT secretsmgr_verify(secretsmgr_describe_secret('ver/app') ->> 'ARN') AS by_arn;
+RESET ROLE;
+SELECT secretsmgr_describe_secret('ver/app') ->> 'ARN' AS arn \gset
 SELECT rolpassword LIKE 'SCRAM-SHA-256$4096:%' AS scram FROM pg_authid WHERE rolname = 'regress_ver_app';
+SET ROLE regress_dba;
+SELECT secretsmgr_verify(:'arn') AS by_arn;
 -- verify agrees with a real login
 SELECT sm_login('ver/app') AS logs_in;
 
@@ -35,9 +41,11 @@ SELECT sm_login('ver/app') AS logs_in;
 -- without the password ever being in the text
 DO $$ BEGIN
 	EXECUTE format('ALTER ROLE regress_ver_app PASSWORD %L',
-		'md5' || md5((secretsmgr_get_secret('ver/app') ->> 'password') || 'regress_ver_app'));
+		'md5' || md5((sm_value('ver/app') ->> 'password') || 'regress_ver_app'));
 END $$;
+RESET ROLE;
 SELECT rolpassword LIKE 'md5%' AS md5 FROM pg_authid WHERE rolname = 'regress_ver_app';
+SET ROLE regress_dba;
 SELECT secretsmgr_verify('ver/app') AS md5_verifies, secretsmgr_verify('ver/app', 'AWSPREVIOUS') AS previous;
 SELECT length(secretsmgr_reconcile('ver/app')) AS id_length;
 
@@ -85,4 +93,5 @@ SELECT count(*) AS history_rows FROM secretsmgr_rotation_history WHERE secret_id
 
 -- clean up
 SELECT secretsmgr_unmanage('ver/app'), secretsmgr_unmanage('ver/gone'), secretsmgr_unmanage('ver/bad');
+RESET ROLE;
 DROP ROLE regress_ver_app, regress_ver_bad;

@@ -700,6 +700,7 @@ endpoint_request(const char *method, const char *url,
 	req.connect_timeout_ms = timeout_ms;
 	req.timeout_ms = timeout_ms;
 	req.max_body = SM_CRED_BODY_MAX;
+	req.no_proxy = true;
 	return sm_http_perform(&req, resp);
 }
 

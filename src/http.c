@@ -338,6 +338,13 @@ set_options(const SmHttpRequest *req)
 	SETOPT(CURLOPT_HEADERDATA, &xfer);
 	SETOPT(CURLOPT_URL, req->url);
 	SETOPT(CURLOPT_HTTPHEADER, xfer.headers);
+	/*
+	 * Credentials endpoints are link-local or loopback and answer with keys:
+	 * a proxy named in the server's environment (http_proxy, HTTPS_PROXY,
+	 * ALL_PROXY) must never see them.  Other requests keep honouring it.
+	 */
+	if (req->no_proxy)
+		SETOPT(CURLOPT_NOPROXY, "*");
 
 	if (strcmp(req->method, "GET") == 0)
 		SETOPT(CURLOPT_HTTPGET, 1L);
@@ -669,6 +676,32 @@ host_in_list(const char *host, const char *const *extra)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * url without its userinfo ("user:password@" before the host), for
+ * messages: a password written into an endpoint URL must never be echoed.
+ * Works on text, so it also cleans a URL libcurl cannot parse: the last
+ * "@" before the path, query or fragment ends the userinfo.
+ */
+char *
+sm_http_url_redacted(const char *url)
+{
+	const char *authority;
+	const char *end;
+	const char *at = NULL;
+
+	if (url == NULL)
+		return pstrdup("");
+	authority = strstr(url, "://");
+	authority = authority ? authority + 3 : url;
+	end = authority + strcspn(authority, "/?#");
+	for (const char *p = authority; p < end; p++)
+		if (*p == '@')
+			at = p;
+	if (at == NULL)
+		return pstrdup(url);
+	return psprintf("%.*s***@%s", (int) (authority - url), url, at + 1);
 }
 
 /*

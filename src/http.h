@@ -34,6 +34,7 @@ typedef struct SmHttpRequest
 	long		connect_timeout_ms;
 	long		timeout_ms;			/* whole request */
 	size_t		max_body;		/* response cap */
+	bool		no_proxy;		/* never through a proxy of the environment */
 } SmHttpRequest;
 
 typedef struct SmHttpResponse
@@ -62,6 +63,9 @@ extern void sm_http_response_free(SmHttpResponse *resp);
  * chain allow the documented link-local metadata addresses.
  */
 extern bool sm_http_url_allowed(const char *url, const char *const *extra_http_hosts);
+
+/* url with any userinfo replaced by "***", for messages (palloc'd). */
+extern char *sm_http_url_redacted(const char *url);
 
 /* Drop the cached connection (after a transport error or on demand). */
 extern void sm_http_reset(void);

@@ -7,9 +7,9 @@
  * the binding and refuses a secret that names another role.
  *
  * Invariants kept here:
- * - a bound role exists, can log in, and is neither SUPERUSER, REPLICATION
- *   nor BYPASSRLS unless secretsmgr.allow_privileged_roles is on (checked at
- *   registration; the rotation checks the role again);
+ * - a bound role exists, can log in, and is not privileged, itself or
+ *   through any chain of memberships, unless secretsmgr.allow_privileged_roles
+ *   is on (checked at registration; every password change checks again);
  * - a role (or clone) is bound to at most one secret, and a secret (by ARN)
  *   to at most one row, so two bindings never fight over one password;
  * - for "alternating", <role>_clone exists, can log in and is a member of
@@ -40,6 +40,7 @@
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_auth_members.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
@@ -50,6 +51,7 @@
 #include "storage/bufmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/catcache.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/relcache.h"
@@ -417,35 +419,147 @@ sm_registry_bound_roles(const char *secret_id, Oid *out, int max,
 	return n;
 }
 
-/* Refuse a role with SUPERUSER, REPLICATION or BYPASSRLS unless allowed. */
-void
-sm_registry_check_unprivileged(const char *role_name)
+/*
+ * What makes a role privileged by itself, for the error detail ("is a
+ * superuser"); NULL when nothing does.  *attr is the attribute's keyword
+ * (for the hint's ALTER ROLE ... NO<attr>), or NULL for a predefined role.
+ * docs/security.md ("Privileged roles") says why each is on the list.
+ */
+static const char *
+privilege_of(Oid roleid, const char **attr)
 {
 	HeapTuple	tup;
 	Form_pg_authid auth;
-	const char *attr = NULL;
+	const char *why = NULL;
 
-	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(role_name));
+	*attr = NULL;
+	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(roleid));
 	if (!HeapTupleIsValid(tup))
+		return NULL;			/* dropped meanwhile: grants nothing */
+	auth = (Form_pg_authid) GETSTRUCT(tup);
+	if (auth->rolsuper)
+		*attr = "SUPERUSER";
+	else if (auth->rolreplication)
+		*attr = "REPLICATION";
+	else if (auth->rolbypassrls)
+		*attr = "BYPASSRLS";
+	else if (auth->rolcreaterole)
+		*attr = "CREATEROLE";
+	if (*attr)
+		why = auth->rolsuper ? "is a superuser" :
+			psprintf("has the %s attribute", *attr);
+	ReleaseSysCache(tup);
+	if (why)
+		return why;
+
+	switch (roleid)
+	{
+		case ROLE_PG_EXECUTE_SERVER_PROGRAM:
+			return "runs programs as the server's operating system user";
+		case ROLE_PG_READ_SERVER_FILES:
+			return "reads any file the server's operating system user can read";
+		case ROLE_PG_WRITE_SERVER_FILES:
+			return "writes any file the server's operating system user can write";
+		case ROLE_PG_READ_ALL_DATA:
+			return "reads every table in every database";
+		case ROLE_PG_WRITE_ALL_DATA:
+			return "writes every table in every database";
+	}
+	return NULL;
+}
+
+/*
+ * Refuse a role that is privileged, itself or through any chain of
+ * memberships, unless secretsmgr.allow_privileged_roles is on: whoever
+ * reads the secret logs in as the role and can SET ROLE to any role it is
+ * a member of (INHERIT or not).  A breadth-first walk of pg_auth_members
+ * through the syscache (no SQL: a CREATEROLE caller cannot read
+ * pg_authid), so the path reported is a shortest one.  Runs at binding
+ * time and again before every password change, since memberships change
+ * after binding.
+ */
+void
+sm_registry_check_unprivileged(const char *role_name)
+{
+	Oid			roleid;
+	List	   *queue;
+	List	   *parent;			/* parent[i]: index in queue of i's member */
+	int			found = -1;
+	const char *why = NULL;
+	const char *attr = NULL;
+	StringInfoData path;
+	List	   *chain = NIL;
+
+	roleid = get_role_oid(role_name, true);
+	if (!OidIsValid(roleid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("role \"%s\" does not exist", role_name)));
-	auth = (Form_pg_authid) GETSTRUCT(tup);
-	if (auth->rolsuper)
-		attr = "SUPERUSER";
-	else if (auth->rolreplication)
-		attr = "REPLICATION";
-	else if (auth->rolbypassrls)
-		attr = "BYPASSRLS";
-	ReleaseSysCache(tup);
+	if (sm_guc_allow_privileged_roles)
+		return;
 
-	if (attr && !sm_guc_allow_privileged_roles)
+	queue = list_make1_oid(roleid);
+	parent = list_make1_int(-1);
+	for (int i = 0; i < list_length(queue) && found < 0; i++)
+	{
+		Oid			member = list_nth_oid(queue, i);
+		CatCList   *groups;
+
+		CHECK_FOR_INTERRUPTS();
+		why = privilege_of(member, &attr);
+		if (why)
+		{
+			found = i;
+			break;
+		}
+
+		groups = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(member));
+		for (int j = 0; j < groups->n_members; j++)
+		{
+			Form_pg_auth_members m = (Form_pg_auth_members)
+			GETSTRUCT(&groups->members[j]->tuple);
+
+			if (!list_member_oid(queue, m->roleid))
+			{
+				queue = lappend_oid(queue, m->roleid);
+				parent = lappend_int(parent, i);
+			}
+		}
+		ReleaseSysCacheList(groups);
+	}
+	if (found < 0)
+		return;
+
+	if (found == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("role \"%s\" is privileged and cannot be managed by secretsmgr",
 						role_name),
-				 errdetail("Role \"%s\" has the %s attribute.", role_name, attr),
-				 errhint("Manage an unprivileged login role, or set \"secretsmgr.allow_privileged_roles\" to on.")));
+				 errdetail("Role \"%s\" %s.", role_name, why),
+				 attr ?
+				 errhint("Run ALTER ROLE %s NO%s, bind an unprivileged login role, or have a superuser turn on \"secretsmgr.allow_privileged_roles\".",
+						 quote_identifier(role_name), attr) :
+				 errhint("Bind an unprivileged login role, or have a superuser turn on \"secretsmgr.allow_privileged_roles\".")));
+
+	/* the chain of memberships, from the role to the privileged group */
+	for (int i = found; i >= 0; i = list_nth_int(parent, i))
+		chain = lcons_oid(list_nth_oid(queue, i), chain);
+	initStringInfo(&path);
+	for (int i = 0; i < list_length(chain); i++)
+		appendStringInfo(&path, "%s\"%s\"", i > 0 ? " -> " : "",
+						 GetUserNameFromId(list_nth_oid(chain, i), false));
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("role \"%s\" is privileged and cannot be managed by secretsmgr",
+					role_name),
+			 errdetail("Role \"%s\" is a member of \"%s\" (%s), which %s.",
+					   role_name,
+					   GetUserNameFromId(list_nth_oid(queue, found), false),
+					   path.data, why),
+			 errhint("Run REVOKE %s FROM %s, bind an unprivileged login role, or have a superuser turn on \"secretsmgr.allow_privileged_roles\".",
+					 quote_identifier(GetUserNameFromId(list_nth_oid(chain, 1), false)),
+					 quote_identifier(role_name))));
 }
 
 /* The role must exist and be able to log in. */
@@ -586,6 +700,65 @@ spi_exec(const char *sql)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
 }
 
+/* A membership the clone must be given: the group's name, ADMIN OPTION. */
+typedef struct SmGroupGrant
+{
+	Oid			roleid;
+	char	   *name;
+	bool		admin;
+} SmGroupGrant;
+
+/* Order grants by group name, so GRANTs run in a stable order. */
+static int
+group_grant_cmp(const ListCell *a, const ListCell *b)
+{
+	return strcmp(((SmGroupGrant *) lfirst(a))->name,
+				  ((SmGroupGrant *) lfirst(b))->name);
+}
+
+/*
+ * The groups roleoid is a member of that cloneoid is not (cloneoid itself
+ * left out), as a List of SmGroupGrant sorted by name.  Read through the
+ * syscache, which needs no privilege on pg_authid.
+ */
+static List *
+missing_groups(Oid roleoid, Oid cloneoid)
+{
+	CatCList   *of_role;
+	CatCList   *of_clone;
+	List	   *result = NIL;
+
+	of_role = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(roleoid));
+	of_clone = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(cloneoid));
+	for (int i = 0; i < of_role->n_members; i++)
+	{
+		Form_pg_auth_members m = (Form_pg_auth_members)
+		GETSTRUCT(&of_role->members[i]->tuple);
+		bool		has = (m->roleid == cloneoid);
+		ListCell   *lc;
+		SmGroupGrant *g;
+
+		/* one grant per group (from 16, a grant per grantor is a row) */
+		foreach(lc, result)
+			has = has || ((SmGroupGrant *) lfirst(lc))->roleid == m->roleid;
+
+		for (int j = 0; j < of_clone->n_members && !has; j++)
+			has = ((Form_pg_auth_members)
+				   GETSTRUCT(&of_clone->members[j]->tuple))->roleid == m->roleid;
+		if (has)
+			continue;
+		g = palloc(sizeof(SmGroupGrant));
+		g->roleid = m->roleid;
+		g->name = GetUserNameFromId(m->roleid, false);
+		g->admin = m->admin_option;
+		result = lappend(result, g);
+	}
+	ReleaseSysCacheList(of_clone);
+	ReleaseSysCacheList(of_role);
+	list_sort(result, group_grant_cmp);
+	return result;
+}
+
 /*
  * Create <role>_clone, or adopt an existing one, as a LOGIN role with the
  * memberships of role.  A new clone copies the role's attributes (so both
@@ -600,9 +773,7 @@ ensure_clone(const char *role_name, const char *clone_name)
 	StringInfoData sql;
 	Oid			roleoid;
 	Oid			cloneoid;
-	Datum		args[2];
-	Oid			argtypes[2] = {OIDOID, OIDOID};
-	int			rc;
+	ListCell   *lc;
 
 	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(role_name));
 	if (!HeapTupleIsValid(tup))
@@ -654,42 +825,19 @@ ensure_clone(const char *role_name, const char *clone_name)
 		cloneoid = get_role_oid(clone_name, false);
 	}
 
-	/* Every group of role that the clone is not yet a member of. */
-	args[0] = ObjectIdGetDatum(roleoid);
-	args[1] = ObjectIdGetDatum(cloneoid);
-	rc = SPI_execute_with_args(
-							   "SELECT g.rolname, m.admin_option"
-							   "  FROM pg_catalog.pg_auth_members m"
-							   "  JOIN pg_catalog.pg_authid g ON g.oid = m.roleid"
-							   " WHERE m.member = $1 AND m.roleid <> $2"
-							   "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members c"
-							   "                    WHERE c.member = $2 AND c.roleid = m.roleid)"
-							   " ORDER BY g.rolname",
-							   2, argtypes, args, NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
-
-	if (SPI_processed > 0)
+	/*
+	 * Every group of role that the clone is not yet a member of, read from
+	 * the syscache: pg_authid is not readable by a CREATEROLE caller.
+	 */
+	foreach(lc, missing_groups(roleoid, cloneoid))
 	{
-		uint64		n = SPI_processed;
-		SPITupleTable *tuptable = SPI_tuptable;
-		List	   *grants = NIL;
-		ListCell   *lc;
+		SmGroupGrant *g = lfirst(lc);
 
-		for (uint64 i = 0; i < n; i++)
-		{
-			HeapTuple	row = tuptable->vals[i];
-			bool		isnull;
-			char	   *group = SPI_getvalue(row, tuptable->tupdesc, 1);
-			bool		admin = DatumGetBool(SPI_getbinval(row, tuptable->tupdesc, 2, &isnull));
-
-			grants = lappend(grants,
-							 psprintf("GRANT %s TO %s%s", quote_identifier(group),
-									  quote_identifier(clone_name),
-									  admin ? " WITH ADMIN OPTION" : ""));
-		}
-		foreach(lc, grants)
-			spi_exec((char *) lfirst(lc));
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "GRANT %s TO %s%s", quote_identifier(g->name),
+						 quote_identifier(clone_name),
+						 g->admin ? " WITH ADMIN OPTION" : "");
+		spi_exec(sql.data);
 	}
 
 	SPI_finish();

@@ -50,7 +50,12 @@ extern void sm_registry_manage(const char *secret_id, const char *role_name,
  */
 extern bool sm_registry_unmanage(const char *secret_id);
 
-/* Refuse a SUPERUSER, REPLICATION or BYPASSRLS role unless allowed. */
+/*
+ * Refuse a role that is privileged (SUPERUSER, REPLICATION, BYPASSRLS,
+ * CREATEROLE, or a member through any chain of such a role or of a
+ * predefined role reaching the server's files, programs or all data) unless
+ * secretsmgr.allow_privileged_roles is on.  Raises when the role is absent.
+ */
 extern void sm_registry_check_unprivileged(const char *role_name);
 
 /* The schema the extension lives in (quoted, for SPI text) and its owner. */

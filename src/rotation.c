@@ -1150,6 +1150,8 @@ set_secret_body(SmOp *op)
 	r = sm_verify_password(pendc.username, pendc.password);
 	if (r == SM_VERIFY_OK)
 	{
+		/* finishSecret would still publish a privileged role's password */
+		sm_registry_check_unprivileged(pendc.username);
 		ereport(NOTICE,
 				(errmsg("role \"%s\" already has the password of version \"%s\"; nothing to do",
 						pendc.username, pend.version_id)));

@@ -383,7 +383,21 @@ secretsmgr_stats_reset(PG_FUNCTION_ARGS)
 static bool
 check_endpoint(char **newval, void **extra, GucSource source)
 {
+	char	   *shown;
+	bool		userinfo;
+
 	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+
+	/*
+	 * PostgreSQL's message for a refused value quotes it whole: a URL with
+	 * userinfo ("user:password@") is checked when it is used instead, where
+	 * the message leaves the userinfo out.
+	 */
+	shown = sm_http_url_redacted(*newval);
+	userinfo = strcmp(shown, *newval) != 0;
+	pfree(shown);
+	if (userinfo)
 		return true;
 	if (!sm_http_url_allowed(*newval, NULL))
 	{
@@ -537,8 +551,8 @@ _PG_init(void)
 							   &sm_guc_password_exclude_characters, " :/@\"'\\`", PGC_SUSET, 0,
 							   check_printable, NULL, NULL);
 	DefineCustomBoolVariable("secretsmgr.allow_privileged_roles",
-							 "Allow binding superuser, REPLICATION and BYPASSRLS roles to a secret.",
-							 NULL,
+							 "Allow binding privileged roles to a secret.",
+							 "Privileged: SUPERUSER, REPLICATION, BYPASSRLS or CREATEROLE, or a member (through any chain) of a role that is, or of a predefined role that reaches the server's files, programs or all data.",
 							 &sm_guc_allow_privileged_roles, false,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
 

@@ -167,7 +167,7 @@ resolve_endpoint(void)
 	if (!sm_http_url_allowed(url, NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("Secrets Manager endpoint \"%s\" is not allowed", url),
+				 errmsg("Secrets Manager endpoint \"%s\" is not allowed", sm_http_url_redacted(url)),
 				 errdetail("Only https:// endpoints, or http:// on a loopback address, are used."),
 				 errhint("Fix \"secretsmgr.endpoint\" or the AWS_ENDPOINT_URL* environment variables of the server.")));
 
@@ -182,7 +182,7 @@ resolve_endpoint(void)
 			curl_url_cleanup(u);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("Secrets Manager endpoint \"%s\" is not a valid URL", url),
+				 errmsg("Secrets Manager endpoint \"%s\" is not a valid URL", sm_http_url_redacted(url)),
 				 errhint("Fix \"secretsmgr.endpoint\".")));
 	}
 	(void) curl_url_get(u, CURLUPART_PORT, &port, 0);
@@ -204,12 +204,12 @@ resolve_endpoint(void)
 		pfree(built);
 }
 
-/* The endpoint URL in use. */
+/* The endpoint URL in use, without its userinfo (it is shown to users). */
 const char *
 sm_client_endpoint(void)
 {
 	resolve_endpoint();
-	return endpoint_url;
+	return sm_http_url_redacted(endpoint_url);
 }
 
 /* The signing key for creds/date8/region, from the per-day cache. */
@@ -730,7 +730,7 @@ sm_client_raise(const char *operation, const SmAwsError *err, const char *secret
 			 strcmp(type, "TransportError") == 0)
 	{
 		sqlstate = ERRCODE_CONNECTION_FAILURE;
-		msg = psprintf("could not reach Secrets Manager at \"%s\"", endpoint_url ? endpoint_url : "");
+		msg = psprintf("could not reach Secrets Manager at \"%s\"", sm_http_url_redacted(endpoint_url));
 		hint = strcmp(type, "TlsError") == 0 ?
 			"The endpoint's TLS certificate did not verify; check \"secretsmgr.ca_file\" and the endpoint's host name." :
 			"Check \"secretsmgr.endpoint\", the network path (VPC endpoint, proxy, security groups) and \"secretsmgr.connect_timeout\".";

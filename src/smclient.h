@@ -176,7 +176,7 @@ extern void sm_client_count_versions(const char *secret_id, double since,
 /* GetRandomPassword(length, exclude) -> secret buffer. */
 extern char *sm_client_get_random_password(int length, const char *exclude_characters);
 
-/* The endpoint URL in use (secretsmgr.endpoint, env overrides, or AWS's). */
+/* The endpoint URL in use (secretsmgr.endpoint, env overrides, or AWS's), without its userinfo. */
 extern const char *sm_client_endpoint(void);
 
 /* Check a secret id / stage / version id argument, raising 22023 when bad. */

@@ -80,6 +80,57 @@ bound_roles(const char *secret_id, const char *arn, Oid *roles, int max,
 }
 
 /*
+ * Does the JSON text s hold a \u escape of a character outside ASCII?  In a
+ * database whose encoding is not UTF8, PostgreSQL's JSON lexer converts such
+ * an escape with pg_unicode_to_server(), whose error quotes the character's
+ * bytes: the secret's.  So there a value with one is refused before it is
+ * lexed, as raw bytes outside ASCII are (the same text, spelled as escapes).
+ * A malformed escape is left to the lexer, which rejects it without
+ * converting anything.
+ */
+static bool
+has_non_ascii_escape(const char *s, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++)
+	{
+		unsigned int cp = 0;
+		int			k;
+
+		if (s[i] != '\\')
+			continue;
+		if (s[i + 1] == 'u' && i + 5 < len)
+		{
+			for (k = 2; k < 6; k++)
+			{
+				char		c = s[i + k];
+
+				if (c >= '0' && c <= '9')
+					cp = cp * 16 + (c - '0');
+				else if (c >= 'a' && c <= 'f')
+					cp = cp * 16 + (c - 'a' + 10);
+				else if (c >= 'A' && c <= 'F')
+					cp = cp * 16 + (c - 'A' + 10);
+				else
+					break;
+			}
+			if (k == 6 && cp > 0x7f)
+				return true;
+		}
+		i++;					/* the escaped character is not a backslash */
+	}
+	return false;
+}
+
+/* Is s text this database can hold as it is (and as its JSON unescaped)? */
+static bool
+json_fits_database(const char *s, size_t len)
+{
+	if (GetDatabaseEncoding() == PG_UTF8)
+		return true;
+	return pg_is_ascii(s) && !has_non_ascii_escape(s, len);
+}
+
+/*
  * Why v cannot be read as jsonb ("BinarySecret", "InvalidText", "NotJSON"),
  * or NULL after setting v->jsonb to its jsonb form (a secret buffer).
  * Never raises on a bad value, never quotes it.
@@ -98,7 +149,7 @@ value_to_jsonb(SmSecretValue *v)
 		return "BinarySecret";
 	len = strlen(v->secret_string);
 	if (!pg_verify_mbstr(PG_UTF8, v->secret_string, (int) len, true) ||
-		(GetDatabaseEncoding() != PG_UTF8 && !pg_is_ascii(v->secret_string)))
+		!json_fits_database(v->secret_string, len))
 		return "InvalidText";
 	copy = sm_secret_strndup(v->secret_string, len);
 	lex = makeJsonLexContextCstringLen(copy, (int) len, PG_UTF8, true);
@@ -373,6 +424,13 @@ secretsmgr_get_secret(PG_FUNCTION_ARGS)
 	require_string(&a, v, "secretsmgr_get_secret_binary()");
 	require_encoding(&a, v->secret_string, strlen(v->secret_string));
 	what = psprintf("secret \"%s\"", a.secret_id);
+	if (!json_fits_database(v->secret_string, strlen(v->secret_string)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
+				 errmsg("value of %s cannot be read as jsonb in this database", what),
+				 errdetail("It contains a \\u escape of a character outside ASCII, and the database encoding is %s, not UTF8; the value is kept out of this message.",
+						   GetDatabaseEncodingName()),
+				 errhint("Use secretsmgr_get_secret_string() to read the JSON text as it is, or read the secret in a UTF8 database.")));
 	PG_RETURN_DATUM(json_text_to_jsonb(what, v->secret_string, strlen(v->secret_string)));
 }
 
