@@ -166,6 +166,100 @@ error_type_of(const json_t *root, char **out)
 	return *out ? 0 : -1;
 }
 
+/* The first occurrence of needle in the n bytes at hay, or NULL. */
+static const char *
+find_bytes(const char *hay, size_t n, const char *needle)
+{
+	size_t		k = strlen(needle);
+
+	for (size_t i = 0; k <= n && i <= n - k; i++)
+		if (memcmp(hay + i, needle, k) == 0)
+			return hay + i;
+	return NULL;
+}
+
+/*
+ * The text of the first <tag>...</tag> in the n bytes at p, as a malloc'd
+ * string (*out stays NULL when there is none); -1 when out of memory.
+ */
+static int
+xml_text(const char *p, size_t n, const char *open, const char *close, char **out)
+{
+	const char *start = find_bytes(p, n, open);
+	const char *end;
+
+	*out = NULL;
+	if (start == NULL)
+		return 0;
+	start += strlen(open);
+	end = find_bytes(start, n - (start - p), close);
+	if (end == NULL)
+		return 0;
+	*out = dup_len(start, end - start);
+	return *out ? 0 : -1;
+}
+
+/*
+ * An XML error body, as the query-protocol front ends of AWS and some other
+ * implementations answer authentication failures:
+ * [<?xml ...?>] <ErrorResponse><Error><Code>...</Code><Message>...</Message>.
+ * Returns 1 with the fields filled when the body is one, 0 when not, -1 when
+ * out of memory.
+ */
+static int
+parse_xml_error(const char *body, size_t len, SmParsedError *out)
+{
+	const char *p = body;
+	const char *end = body + len;
+	const char *err;
+	char	   *code = NULL;
+	char	   *msg = NULL;
+	int			rc;
+
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	if (end - p >= 5 && memcmp(p, "<?xml", 5) == 0)
+	{
+		const char *q = find_bytes(p, end - p, "?>");
+
+		if (q == NULL)
+			return 0;
+		p = q + 2;
+		while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+			p++;
+	}
+	if (!((end - p >= 14 && memcmp(p, "<ErrorResponse", 14) == 0) ||
+		  (end - p >= 7 && memcmp(p, "<Error>", 7) == 0)))
+		return 0;
+	err = find_bytes(p, end - p, "<Error>");
+	if (err == NULL)
+		return 0;
+	if (xml_text(err, end - err, "<Code>", "</Code>", &code) != 0 ||
+		xml_text(err, end - err, "<Message>", "</Message>", &msg) != 0)
+		goto oom;
+	if (code == NULL)
+	{
+		free(msg);
+		return 0;
+	}
+	rc = 1;
+	out->type = sm_parse_sanitize_token(code, 96);
+	if (out->type == NULL ||
+		(msg != NULL && (out->message = sm_parse_sanitize_message(msg)) == NULL))
+	{
+		sm_parsed_error_free(out);
+		rc = -1;
+	}
+	free(code);
+	free(msg);
+	return rc;
+
+oom:
+	free(code);
+	free(msg);
+	return -1;
+}
+
 /* Parse an AWS error body; see parse.h. */
 int
 sm_parse_error_body(const char *body, size_t len, SmParsedError *out)
@@ -181,7 +275,7 @@ sm_parse_error_body(const char *body, size_t len, SmParsedError *out)
 	/* jerr may quote the body: it is never reported */
 	root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
-		return 0;
+		return body ? parse_xml_error(body, len, out) : 0;
 	if (!json_is_object(root))
 	{
 		json_decref(root);

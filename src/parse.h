@@ -30,9 +30,12 @@ typedef struct SmParsedError
 } SmParsedError;
 
 /*
- * Parse an error response body.  Returns 1 when it is a JSON object (the
- * fields are then filled, each may be NULL), 0 when it is not, -1 when out
- * of memory.  Release with sm_parsed_error_free.
+ * Parse an error response body: a JSON object ("__type"/"code",
+ * "message"/"Message"), or an XML ErrorResponse whose Error has a Code (what
+ * the query-protocol front ends answer to authentication failures).
+ * Returns 1 when it is one (the fields are then filled, each may be NULL),
+ * 0 when it is not, -1 when out of memory.  Release with
+ * sm_parsed_error_free.
  */
 extern int	sm_parse_error_body(const char *body, size_t len, SmParsedError *out);
 extern void sm_parsed_error_free(SmParsedError *e);

@@ -1067,9 +1067,12 @@ DIALECTS = {
         "the last page of a list carries \"NextToken\": \"\", and a request "
         "with an empty NextToken reads the first page",
     "sparse":
-        "optional response fields are left out: Name, CreatedDate, "
-        "VersionStages, LastChangedDate, LastAccessedDate, a false "
-        "RotationEnabled, the ARN and Name of a version list",
+        "optional response fields are left out: CreatedDate, "
+        "VersionStages and Name of a secret value (Name kept in batches), "
+        "CreatedDate, LastChangedDate, LastAccessedDate and a false "
+        "RotationEnabled of DescribeSecret, the ARN and Name of a version "
+        "list and its versions' CreatedDate and empty VersionStages, Name "
+        "and VersionStages of every other answer",
     "integer-timestamps":
         "timestamps are whole epoch seconds (1700000000, not 1700000000.123)",
     "capital-message":
@@ -1170,7 +1173,7 @@ def dialect_response(emu, op, result):
             for v in result.get("SecretValues", []):
                 _drop(v, "CreatedDate", "VersionStages")
         elif op == "DescribeSecret":
-            _drop(result, "Name", "CreatedDate", "LastChangedDate",
+            _drop(result, "CreatedDate", "LastChangedDate",
                   "LastAccessedDate")
             if result.get("RotationEnabled") is False:
                 del result["RotationEnabled"]
