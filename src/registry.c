@@ -27,8 +27,6 @@
  */
 #include "postgres.h"
 
-#include "smjson.h"
-
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"

@@ -45,8 +45,6 @@
  */
 #include "postgres.h"
 
-#include "smjson.h"
-
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -1172,7 +1170,11 @@ sm_rotation_verify(const char *secret_id, const char *version_stage)
 	{
 		/* Every secret has AWSCURRENT: without it the secret itself is gone. */
 		if (strcmp(version_stage, STAGE_CURRENT) == 0)
-			json_decref(sm_client_describe_secret(op->api_id));
+		{
+			SmSecretDescription gone;
+
+			sm_client_describe(op->api_id, &gone);
+		}
 		ereport(NOTICE,
 				(errmsg("secret \"%s\" has no version labelled \"%s\"",
 						op->binding.secret_id, version_stage)));
