@@ -43,7 +43,8 @@ bench:
 # `make fuzz` builds them and runs each for FUZZ_SECONDS; docs/reliability.md.
 FUZZ_CC ?= $(firstword $(shell command -v clang-14 clang 2>/dev/null) clang)
 FUZZ_SECONDS ?= 10
-FUZZ_TARGETS = fuzz_error_body fuzz_secret_value fuzz_credentials_json fuzz_credentials_file fuzz_sigv4
+FUZZ_TARGETS = fuzz_error_body fuzz_secret_value fuzz_describe_secret fuzz_versions_page fuzz_login \
+	fuzz_credentials_json fuzz_credentials_file fuzz_sigv4
 FUZZ_FLAGS = -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -Wall -Wextra -Werror -I$(srcdir)/src
 EXTRA_CLEAN += test/fuzz/bin

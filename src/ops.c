@@ -256,13 +256,16 @@ build_policy(const char *purpose, const char *admin_arn, List *rows)
 	foreach(lc, rows)
 	{
 		ManagedRow *r = lfirst(lc);
-		json_t	   *desc = sm_client_describe_secret(r->secret_arn ? r->secret_arn : r->secret_id);
-		const char *arn = json_string_value(json_object_get(desc, "ARN"));
-		const char *key = json_string_value(json_object_get(desc, "KmsKeyId"));
+		SmSecretDescription desc;
+		const char *arn;
+		const char *key;
 		size_t		i;
 		json_t	   *k;
 		bool		seen = false;
 
+		sm_client_describe(r->secret_arn ? r->secret_arn : r->secret_id, &desc);
+		arn = desc.arn;
+		key = desc.kms_key_id;
 		json_array_append_new(arns, json_string(arn ? arn : r->secret_id));
 		if (customer_managed_key(key))
 		{
@@ -271,7 +274,6 @@ build_policy(const char *purpose, const char *admin_arn, List *rows)
 			if (!seen)
 				json_array_append_new(keys, json_string(key));
 		}
-		json_decref(desc);
 	}
 
 	json_object_set_new(doc, "Version", json_string("2012-10-17"));
@@ -528,33 +530,20 @@ static void
 check_secret_exists(Health *h, const char *check, void *arg)
 {
 	ManagedRow *r = arg;
-	json_t	   *desc = sm_client_describe_secret(r->secret_arn ? r->secret_arn : r->secret_id);
-	json_t	   *stages = json_object_get(desc, "VersionIdsToStages");
-	json_t	   *deleted = json_object_get(desc, "DeletedDate");
-	const char *vid;
-	json_t	   *labels;
+	SmSecretDescription desc;
+	const char *current;
+	const char *pending;
 
-	json_object_foreach(stages, vid, labels)
-	{
-		size_t		i;
-		json_t	   *l;
-
-		json_array_foreach(labels, i, l)
-		{
-			if (!json_is_string(l))
-				continue;		/* a malformed answer: not a label */
-			if (strcmp(json_string_value(l), "AWSCURRENT") == 0)
-				r->current = pstrdup(vid);
-			else if (strcmp(json_string_value(l), "AWSPENDING") == 0)
-				r->pending = pstrdup(vid);
-		}
-	}
+	sm_client_describe(r->secret_arn ? r->secret_arn : r->secret_id, &desc);
+	current = sm_description_holder(&desc, "AWSCURRENT");
+	pending = sm_description_holder(&desc, "AWSPENDING");
+	r->current = current ? pstrdup(current) : NULL;
+	r->pending = pending ? pstrdup(pending) : NULL;
 	r->described = true;
-	if (deleted && !json_is_null(deleted))
+	if (desc.deleted)
 		report(h, check, "FAIL", "the secret is scheduled for deletion. Hint: restore it (RestoreSecret) or unbind it with secretsmgr_unmanage().");
 	else
 		report(h, check, "OK", psprintf("exists, AWSCURRENT is version %s", r->current ? r->current : "(none)"));
-	json_decref(desc);
 }
 
 /* secret <id>: AWSCURRENT logs in as the bound role. */

@@ -1,12 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * parse.c
- *		Parsers of hostile input: AWS error bodies, GetSecretValue and
- *		BatchGetSecretValue responses, credential endpoint documents, the
- *		shared credentials file.
+ *		Parsers of hostile input: AWS error bodies, GetSecretValue,
+ *		BatchGetSecretValue, DescribeSecret and ListSecretVersionIds
+ *		responses, the secret's own credentials JSON, credential endpoint
+ *		documents, the shared credentials file; and the guard every paginated
+ *		call goes through.
  *
  * Everything a remote endpoint or a file on disk can put in front of the
- * backend is read here, and nowhere else in smclient.c or credentials.c.
+ * backend is read here, and nowhere else: smclient.c, credentials.c,
+ * rotation.c, registry.c and ops.c get typed results.
  * The file includes no PostgreSQL header (libc and jansson only), so that
  * each parser links alone into a libFuzzer target (test/fuzz/) and runs
  * under AddressSanitizer and UndefinedBehaviorSanitizer; the backend
@@ -163,6 +166,100 @@ error_type_of(const json_t *root, char **out)
 	return *out ? 0 : -1;
 }
 
+/* The first occurrence of needle in the n bytes at hay, or NULL. */
+static const char *
+find_bytes(const char *hay, size_t n, const char *needle)
+{
+	size_t		k = strlen(needle);
+
+	for (size_t i = 0; k <= n && i <= n - k; i++)
+		if (memcmp(hay + i, needle, k) == 0)
+			return hay + i;
+	return NULL;
+}
+
+/*
+ * The text of the first <tag>...</tag> in the n bytes at p, as a malloc'd
+ * string (*out stays NULL when there is none); -1 when out of memory.
+ */
+static int
+xml_text(const char *p, size_t n, const char *open, const char *close, char **out)
+{
+	const char *start = find_bytes(p, n, open);
+	const char *end;
+
+	*out = NULL;
+	if (start == NULL)
+		return 0;
+	start += strlen(open);
+	end = find_bytes(start, n - (start - p), close);
+	if (end == NULL)
+		return 0;
+	*out = dup_len(start, end - start);
+	return *out ? 0 : -1;
+}
+
+/*
+ * An XML error body, as the query-protocol front ends of AWS and some other
+ * implementations answer authentication failures:
+ * [<?xml ...?>] <ErrorResponse><Error><Code>...</Code><Message>...</Message>.
+ * Returns 1 with the fields filled when the body is one, 0 when not, -1 when
+ * out of memory.
+ */
+static int
+parse_xml_error(const char *body, size_t len, SmParsedError *out)
+{
+	const char *p = body;
+	const char *end = body + len;
+	const char *err;
+	char	   *code = NULL;
+	char	   *msg = NULL;
+	int			rc;
+
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	if (end - p >= 5 && memcmp(p, "<?xml", 5) == 0)
+	{
+		const char *q = find_bytes(p, end - p, "?>");
+
+		if (q == NULL)
+			return 0;
+		p = q + 2;
+		while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+			p++;
+	}
+	if (!((end - p >= 14 && memcmp(p, "<ErrorResponse", 14) == 0) ||
+		  (end - p >= 7 && memcmp(p, "<Error>", 7) == 0)))
+		return 0;
+	err = find_bytes(p, end - p, "<Error>");
+	if (err == NULL)
+		return 0;
+	if (xml_text(err, end - err, "<Code>", "</Code>", &code) != 0 ||
+		xml_text(err, end - err, "<Message>", "</Message>", &msg) != 0)
+		goto oom;
+	if (code == NULL)
+	{
+		free(msg);
+		return 0;
+	}
+	rc = 1;
+	out->type = sm_parse_sanitize_token(code, 96);
+	if (out->type == NULL ||
+		(msg != NULL && (out->message = sm_parse_sanitize_message(msg)) == NULL))
+	{
+		sm_parsed_error_free(out);
+		rc = -1;
+	}
+	free(code);
+	free(msg);
+	return rc;
+
+oom:
+	free(code);
+	free(msg);
+	return -1;
+}
+
 /* Parse an AWS error body; see parse.h. */
 int
 sm_parse_error_body(const char *body, size_t len, SmParsedError *out)
@@ -178,7 +275,7 @@ sm_parse_error_body(const char *body, size_t len, SmParsedError *out)
 	/* jerr may quote the body: it is never reported */
 	root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
-		return 0;
+		return body ? parse_xml_error(body, len, out) : 0;
 	if (!json_is_object(root))
 	{
 		json_decref(root);
@@ -378,6 +475,364 @@ sm_parsed_batch_free(SmParsedBatchItem *items, int n)
 		items[k].error_code = NULL;
 		items[k].found = 0;
 	}
+}
+
+/*
+ * The string members of the JSON array arr, as a NULL-terminated array
+ * (*out stays NULL when arr is not an array).  -1 when out of memory, with
+ * what was copied left for the caller's free.
+ */
+static int
+dup_string_array(const json_t *arr, char ***out, int *n)
+{
+	size_t		count;
+
+	*out = NULL;
+	*n = 0;
+	if (!json_is_array(arr))
+		return 0;
+	count = json_array_size(arr);
+	*out = calloc(count + 1, sizeof(char *));
+	if (*out == NULL)
+		return -1;
+	for (size_t i = 0; i < count; i++)
+	{
+		const json_t *v = json_array_get(arr, i);
+
+		if (!json_is_string(v))
+			continue;
+		(*out)[*n] = dup_len(json_string_value(v), json_string_length(v));
+		if ((*out)[*n] == NULL)
+			return -1;
+		(*n)++;
+	}
+	return 0;
+}
+
+/* Free a NULL-terminated array of n strings. */
+static void
+free_string_array(char **arr, int n)
+{
+	if (arr == NULL)
+		return;
+	for (int i = 0; i < n; i++)
+		free(arr[i]);
+	free(arr);
+}
+
+/* Does the list of labels carry stage?  See parse.h. */
+int
+sm_stages_have(char *const *stages, int nstages, const char *stage)
+{
+	for (int i = 0; i < nstages; i++)
+		if (strcmp(stages[i], stage) == 0)
+			return 1;
+	return 0;
+}
+
+/* Extract a DescribeSecret response; see parse.h. */
+int
+sm_parse_describe_secret(const json_t *root, SmSecretDescription *out)
+{
+	const json_t *rules = json_object_get(root, "RotationRules");
+	const json_t *deleted = json_object_get(root, "DeletedDate");
+	const json_t *map = json_object_get(root, "VersionIdsToStages");
+	const json_t *days = json_object_get(rules, "AutomaticallyAfterDays");
+
+	memset(out, 0, sizeof(*out));
+	if (dup_field(root, "ARN", &out->arn) != 0 ||
+		dup_field(root, "Name", &out->name) != 0 ||
+		dup_field(root, "KmsKeyId", &out->kms_key_id) != 0 ||
+		dup_field(root, "RotationLambdaARN", &out->rotation_lambda_arn) != 0 ||
+		(json_is_object(rules) &&
+		 dup_field(rules, "ScheduleExpression", &out->rotation_schedule) != 0))
+		goto oom;
+	out->rotation_enabled = json_is_true(json_object_get(root, "RotationEnabled"));
+	if (json_is_integer(days))
+		out->rotation_after_days = json_integer_value(days);
+
+	/* present and not null, whatever its type: scheduled for deletion */
+	out->deleted = deleted != NULL && !json_is_null(deleted);
+	if (json_is_number(deleted))
+		out->deleted_date = json_number_value(deleted);
+
+	if (json_is_object(map))
+	{
+		const char *vid;
+		json_t	   *labels;
+		size_t		n = json_object_size(map);
+
+		out->versions = calloc(n + 1, sizeof(SmVersionStages));
+		if (out->versions == NULL)
+			goto oom;
+		json_object_foreach((json_t *) map, vid, labels)
+		{
+			SmVersionStages *vs = &out->versions[out->nversions];
+
+			if (out->nversions >= (int) n)
+				break;
+			vs->version_id = strdup(vid);
+			out->nversions++;
+			if (vs->version_id == NULL ||
+				dup_string_array(labels, &vs->stages, &vs->nstages) != 0)
+				goto oom;
+			if (vs->stages == NULL)
+			{
+				/* a version listed with no array: no labels */
+				vs->stages = calloc(1, sizeof(char *));
+				if (vs->stages == NULL)
+					goto oom;
+			}
+		}
+	}
+	return 0;
+
+oom:
+	sm_secret_description_free(out);
+	return -1;
+}
+
+/* Release what sm_parse_describe_secret filled. */
+void
+sm_secret_description_free(SmSecretDescription *d)
+{
+	free(d->arn);
+	free(d->name);
+	free(d->kms_key_id);
+	free(d->rotation_lambda_arn);
+	free(d->rotation_schedule);
+	if (d->versions)
+	{
+		for (int i = 0; i < d->nversions; i++)
+		{
+			free(d->versions[i].version_id);
+			free_string_array(d->versions[i].stages, d->versions[i].nstages);
+		}
+		free(d->versions);
+	}
+	memset(d, 0, sizeof(*d));
+}
+
+/* The labels of version_id in d; see parse.h. */
+const SmVersionStages *
+sm_description_version(const SmSecretDescription *d, const char *version_id)
+{
+	for (int i = 0; i < d->nversions; i++)
+		if (strcmp(d->versions[i].version_id, version_id) == 0)
+			return &d->versions[i];
+	return NULL;
+}
+
+/* The version of d that carries stage; see parse.h. */
+const char *
+sm_description_holder(const SmSecretDescription *d, const char *stage)
+{
+	for (int i = 0; i < d->nversions; i++)
+		if (sm_stages_have(d->versions[i].stages, d->versions[i].nstages, stage))
+			return d->versions[i].version_id;
+	return NULL;
+}
+
+/* Extract one ListSecretVersionIds page; see parse.h. */
+int
+sm_parse_versions_page(const json_t *root, SmVersionsPage *out)
+{
+	const json_t *versions = json_object_get(root, "Versions");
+	const json_t *token = json_object_get(root, "NextToken");
+	size_t		n = json_array_size(versions);
+
+	memset(out, 0, sizeof(*out));
+	if (token != NULL && !json_is_null(token))
+	{
+		if (!json_is_string(token) ||
+			json_string_length(token) > SM_PARSE_MAX_NEXT_TOKEN ||
+			strlen(json_string_value(token)) != json_string_length(token))
+			out->bad_next_token = 1;
+		else if (json_string_length(token) > 0)
+		{
+			out->next_token = dup_len(json_string_value(token), json_string_length(token));
+			if (out->next_token == NULL)
+				goto oom;
+		}
+	}
+
+	out->versions = calloc(n + 1, sizeof(SmVersionEntry));
+	if (out->versions == NULL)
+		goto oom;
+	for (size_t i = 0; i < n; i++)
+	{
+		const json_t *v = json_array_get(versions, i);
+		const json_t *created = json_object_get(v, "CreatedDate");
+		SmVersionEntry *e = &out->versions[out->nversions];
+
+		if (!json_is_object(v))
+			continue;
+		out->nversions++;
+		if (dup_field(v, "VersionId", &e->version_id) != 0 ||
+			dup_string_array(json_object_get(v, "VersionStages"),
+							 &e->stages, &e->nstages) != 0)
+			goto oom;
+		if (json_is_number(created))
+		{
+			e->has_created_date = 1;
+			e->created_date = json_number_value(created);
+		}
+	}
+	return 0;
+
+oom:
+	sm_versions_page_free(out);
+	return -1;
+}
+
+/* Release what sm_parse_versions_page filled. */
+void
+sm_versions_page_free(SmVersionsPage *p)
+{
+	if (p->versions)
+	{
+		for (int i = 0; i < p->nversions; i++)
+		{
+			free(p->versions[i].version_id);
+			free_string_array(p->versions[i].stages, p->versions[i].nstages);
+		}
+		free(p->versions);
+	}
+	free(p->next_token);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Start paging: the first page is asked for without a token. */
+void
+sm_pager_init(SmPager *p, int max_pages)
+{
+	p->max_pages = max_pages;
+	p->pages = 0;
+	p->token = NULL;
+}
+
+/*
+ * Decide what follows the page just read, whose NextToken was token.  An
+ * absent or empty token ends the list (botocore: empty strings are not
+ * tokens); the same token as the one just sent would fetch the same page
+ * forever (botocore: "The same next token was received twice"); and no list
+ * this client reads is longer than max_pages pages.
+ */
+SmPageStep
+sm_pager_next(SmPager *p, const char *token)
+{
+	char	   *copy;
+
+	p->pages++;
+	if (token == NULL || token[0] == '\0')
+		return SM_PAGE_DONE;
+	if (p->token != NULL && strcmp(p->token, token) == 0)
+		return SM_PAGE_REPEATED;
+	if (p->pages >= p->max_pages)
+		return SM_PAGE_TOO_MANY;
+	copy = strdup(token);
+	if (copy == NULL)
+		return SM_PAGE_NO_MEMORY;
+	free(p->token);
+	p->token = copy;
+	return SM_PAGE_NEXT;
+}
+
+/* Release the pager's token. */
+void
+sm_pager_free(SmPager *p)
+{
+	free(p->token);
+	p->token = NULL;
+}
+
+/* Parse a secret's JSON value; see parse.h. */
+SmLoginStatus
+sm_parse_login(const char *json, size_t len, SmParsedLogin *out)
+{
+	json_t	   *doc;
+	json_error_t jerr;
+	const json_t *user;
+	const json_t *pw;
+	SmLoginStatus result = SM_LOGIN_OK;
+
+	memset(out, 0, sizeof(*out));
+
+	/* jerr may quote the value: it is never reported */
+	doc = json_loadb(json ? json : "", len, JSON_REJECT_DUPLICATES, &jerr);
+	if (doc == NULL)
+		return SM_LOGIN_NOT_JSON;
+	user = json_object_get(doc, "username");
+	pw = json_object_get(doc, "password");
+	if (!json_is_object(doc))
+		result = SM_LOGIN_NOT_JSON;
+	else if (!json_is_string(user) || json_string_length(user) == 0)
+		result = SM_LOGIN_NO_USERNAME;
+	else if (!json_is_string(pw) || json_string_length(pw) == 0)
+		result = SM_LOGIN_NO_PASSWORD;
+	else
+	{
+		out->username = dup_len(json_string_value(user), json_string_length(user));
+		out->password_len = json_string_length(pw);
+		out->password = dup_len(json_string_value(pw), out->password_len);
+		out->nother = (int) json_object_size(doc) - 2;
+		if (out->username == NULL || out->password == NULL)
+		{
+			sm_parsed_login_free(out);
+			result = SM_LOGIN_NO_MEMORY;
+		}
+	}
+	/* jansson zeroes its blocks on free in the backend (secretsmgr.c) */
+	json_decref(doc);
+	return result;
+}
+
+/* Zero and release a parsed login. */
+void
+sm_parsed_login_free(SmParsedLogin *l)
+{
+	free(l->username);
+	if (l->password)
+		wipe(l->password, l->password_len);
+	free(l->password);
+	memset(l, 0, sizeof(*l));
+}
+
+/* The value with its password (and username) replaced; see parse.h. */
+char *
+sm_parse_login_replace(const char *json, size_t len, const char *username,
+					   const char *password, size_t *out_len)
+{
+	json_t	   *doc;
+	json_error_t jerr;
+	char	   *buf = NULL;
+	size_t		n = 0;
+
+	*out_len = 0;
+	doc = json_loadb(json ? json : "", len, JSON_REJECT_DUPLICATES, &jerr);
+	if (doc == NULL)
+		return NULL;
+	if (json_is_object(doc) &&
+		json_object_set_new(doc, "password", json_string(password)) == 0 &&
+		(username == NULL ||
+		 json_object_set_new(doc, "username", json_string(username)) == 0))
+		n = json_dumpb(doc, NULL, 0, JSON_COMPACT);
+	if (n > 0 && (buf = malloc(n + 1)) != NULL)
+	{
+		if (json_dumpb(doc, buf, n, JSON_COMPACT) != n)
+		{
+			wipe(buf, n);
+			free(buf);
+			buf = NULL;
+		}
+		else
+		{
+			buf[n] = '\0';
+			*out_len = n;
+		}
+	}
+	json_decref(doc);
+	return buf;
 }
 
 /* Is a credential string well formed?  See parse.h. */

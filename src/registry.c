@@ -27,8 +27,6 @@
  */
 #include "postgres.h"
 
-#include "smjson.h"
-
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relscan.h"
@@ -663,31 +661,19 @@ check_no_conflict(const char *secret_id, const char *arn,
 static char *
 resolve_arn(const char *secret_id)
 {
-	json_t	   *resp;
-	json_t	   *arn;
-	char	   *result;
+	SmSecretDescription desc;
 
-	resp = sm_client_describe_secret(secret_id);
-	if (json_object_get(resp, "DeletedDate") != NULL &&
-		!json_is_null(json_object_get(resp, "DeletedDate")))
-	{
-		json_decref(resp);
+	sm_client_describe(secret_id, &desc);
+	if (desc.deleted)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("secret \"%s\" is scheduled for deletion", secret_id),
 				 errhint("Restore it with RestoreSecret, or manage another secret.")));
-	}
-	arn = json_object_get(resp, "ARN");
-	if (!json_is_string(arn))
-	{
-		json_decref(resp);
+	if (desc.arn == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("DescribeSecret returned no ARN for secret \"%s\"", secret_id)));
-	}
-	result = pstrdup(json_string_value(arn));
-	json_decref(resp);
-	return result;
+	return desc.arn;
 }
 
 /* Run one utility statement as the current user (no password in it). */

@@ -45,8 +45,6 @@
  */
 #include "postgres.h"
 
-#include "smjson.h"
-
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -241,16 +239,14 @@ lock_and_refresh(SmOp *op)
 }
 
 /*
- * Username and password of a version's JSON.  Nothing is raised while the
- * jansson document is alive, so it is always freed (and scrubbed).
+ * Username and password of a version's JSON, read by parse.c.  Nothing is
+ * raised while its malloc'd copy is alive, so it is always zeroed and freed.
  */
 static SmParseError
 parse_creds(const SmSecretValue *v, SmCreds *out)
 {
-	json_t	   *doc;
-	json_t	   *user;
-	json_t	   *pw;
-	json_error_t jerr;
+	SmParsedLogin login;
+	SmLoginStatus st;
 	SmParseError result = SM_PARSE_OK;
 
 	out->username = NULL;
@@ -258,27 +254,32 @@ parse_creds(const SmSecretValue *v, SmCreds *out)
 	if (v->secret_string == NULL)
 		return SM_PARSE_BINARY;
 
-	doc = json_loads(v->secret_string, JSON_REJECT_DUPLICATES, &jerr);
-	if (doc == NULL)
-		return SM_PARSE_NOT_JSON;
-	if (!json_is_object(doc))
-		result = SM_PARSE_NOT_JSON;
-	else
+	st = sm_parse_login(v->secret_string, strlen(v->secret_string), &login);
+	switch (st)
 	{
-		user = json_object_get(doc, "username");
-		pw = json_object_get(doc, "password");
-		if (!json_is_string(user) || json_string_length(user) == 0)
-			result = SM_PARSE_NO_USERNAME;
-		else if (!json_is_string(pw) || json_string_length(pw) == 0)
-			result = SM_PARSE_NO_PASSWORD;
-		else
-		{
-			out->username = pstrdup(json_string_value(user));
-			out->password = sm_secret_strndup(json_string_value(pw),
-											  json_string_length(pw));
-		}
+		case SM_LOGIN_OK:
+			break;
+		case SM_LOGIN_NOT_JSON:
+			return SM_PARSE_NOT_JSON;
+		case SM_LOGIN_NO_USERNAME:
+			return SM_PARSE_NO_USERNAME;
+		case SM_LOGIN_NO_PASSWORD:
+			return SM_PARSE_NO_PASSWORD;
+		case SM_LOGIN_NO_MEMORY:
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
 	}
-	json_decref(doc);
+	PG_TRY();
+	{
+		out->username = pstrdup(login.username);
+		out->password = sm_secret_strndup(login.password, login.password_len);
+	}
+	PG_FINALLY();
+	{
+		sm_parsed_login_free(&login);
+	}
+	PG_END_TRY();
 	return result;
 }
 
@@ -544,29 +545,25 @@ static char *
 build_new_value(const SmOp *op, const char *current_json, const char *user,
 				const char *password)
 {
-	json_t	   *doc;
-	json_error_t jerr;
 	size_t		len;
-	char	   *buf = NULL;
-	bool		ok;
+	char	   *built;
+	char	   *volatile buf = NULL;
 
-	doc = json_loads(current_json, JSON_REJECT_DUPLICATES, &jerr);
-	if (doc == NULL)
-		elog(ERROR, "could not re-parse the value of secret \"%s\"", op->binding.secret_id);
-	ok = json_object_set_new(doc, "password", json_string(password)) == 0 &&
-		(!op->binding.alternating ||
-		 json_object_set_new(doc, "username", json_string(user)) == 0);
-	len = ok ? json_dumpb(doc, NULL, 0, JSON_COMPACT) : 0;
-	if (len > 0)
-	{
-		buf = sm_secret_alloc(len + 1);
-		if (json_dumpb(doc, buf, len, JSON_COMPACT) != len)
-			len = 0;
-		buf[len] = '\0';
-	}
-	json_decref(doc);
-	if (len == 0)
+	built = sm_parse_login_replace(current_json, strlen(current_json),
+								   op->binding.alternating ? user : NULL,
+								   password, &len);
+	if (built == NULL)
 		elog(ERROR, "could not build the new value of secret \"%s\"", op->binding.secret_id);
+	PG_TRY();
+	{
+		buf = sm_secret_strndup(built, len);
+	}
+	PG_FINALLY();
+	{
+		sm_secure_zero(built, len);
+		free(built);
+	}
+	PG_END_TRY();
 	return buf;
 }
 
@@ -581,19 +578,15 @@ explain_missing_token(const SmOp *op, bool want_pending) pg_attribute_noreturn()
 static void
 explain_missing_token(const SmOp *op, bool want_pending)
 {
-	json_t	   *desc = sm_client_describe_secret(op->api_id);
-	json_t	   *stages = json_object_get(json_object_get(desc, "VersionIdsToStages"),
-										 op->token);
-	bool		exists = json_is_array(stages);
-	bool		pending = false;
-	size_t		i;
-	json_t	   *s;
+	SmSecretDescription desc;
+	const SmVersionStages *stages;
+	bool		exists;
+	bool		pending;
 
-	if (exists)
-		json_array_foreach(stages, i, s)
-			if (json_is_string(s) && strcmp(json_string_value(s), STAGE_PENDING) == 0)
-			pending = true;
-	json_decref(desc);
+	sm_client_describe(op->api_id, &desc);
+	stages = sm_description_version(&desc, op->token);
+	exists = stages != NULL;
+	pending = exists && sm_stages_have(stages->stages, stages->nstages, STAGE_PENDING);
 
 	if (!exists)
 		ereport(ERROR,
@@ -1260,7 +1253,11 @@ sm_rotation_verify(const char *secret_id, const char *version_stage)
 	{
 		/* Every secret has AWSCURRENT: without it the secret itself is gone. */
 		if (strcmp(version_stage, STAGE_CURRENT) == 0)
-			json_decref(sm_client_describe_secret(op->api_id));
+		{
+			SmSecretDescription gone;
+
+			sm_client_describe(op->api_id, &gone);
+		}
 		ereport(NOTICE,
 				(errmsg("secret \"%s\" has no version labelled \"%s\"",
 						op->binding.secret_id, version_stage)));

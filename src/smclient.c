@@ -50,6 +50,9 @@
 #define SM_SERVICE "secretsmanager"
 #define SM_MAX_BACKOFF_MS 20000
 
+/* Most pages one list call reads (a secret has at most 100 versions). */
+#define SM_MAX_LIST_PAGES 50
+
 /*
  * The signing key of one (credentials, day, region), kept across calls.  The
  * credentials are recognised by a digest of the secret key, never a copy.
@@ -1108,6 +1111,61 @@ sm_client_describe_secret(const char *secret_id)
 	return root;
 }
 
+/* A NULL-safe pstrdup. */
+static char *
+pstrdup_or_null(const char *s)
+{
+	return s ? pstrdup(s) : NULL;
+}
+
+/* Deep copy of a parse.c description into CurrentMemoryContext. */
+static void
+description_copy(SmSecretDescription *dst, const SmSecretDescription *src)
+{
+	*dst = *src;
+	dst->arn = pstrdup_or_null(src->arn);
+	dst->name = pstrdup_or_null(src->name);
+	dst->kms_key_id = pstrdup_or_null(src->kms_key_id);
+	dst->rotation_lambda_arn = pstrdup_or_null(src->rotation_lambda_arn);
+	dst->rotation_schedule = pstrdup_or_null(src->rotation_schedule);
+	dst->versions = palloc0(sizeof(SmVersionStages) * (src->nversions + 1));
+	for (int i = 0; i < src->nversions; i++)
+	{
+		const SmVersionStages *sv = &src->versions[i];
+		SmVersionStages *dv = &dst->versions[i];
+
+		dv->version_id = pstrdup(sv->version_id);
+		dv->nstages = sv->nstages;
+		dv->stages = palloc0(sizeof(char *) * (sv->nstages + 1));
+		for (int k = 0; k < sv->nstages; k++)
+			dv->stages[k] = pstrdup(sv->stages[k]);
+	}
+}
+
+/* DescribeSecret, typed: out is palloc'd in CurrentMemoryContext. */
+void
+sm_client_describe(const char *secret_id, SmSecretDescription *out)
+{
+	json_t	   *root = sm_client_describe_secret(secret_id);
+	SmSecretDescription parsed;
+	int			rc = sm_parse_describe_secret(root, &parsed);
+
+	json_decref(root);
+	if (rc != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	PG_TRY();
+	{
+		description_copy(out, &parsed);
+	}
+	PG_FINALLY();
+	{
+		sm_secret_description_free(&parsed);
+	}
+	PG_END_TRY();
+}
+
 /* PutSecretValue; returns the VersionId. */
 char *
 sm_client_put_secret_value(const char *secret_id, const char *client_request_token,
@@ -1193,33 +1251,128 @@ list_versions_page(const char *secret_id, const char *next_token)
 	return root;
 }
 
+/*
+ * The paging guard's verdict on the page just read: true to fetch the page
+ * of pager->token, false when the list is complete; raises when the endpoint
+ * would have us loop.  Every paginated call goes through here.
+ */
+bool
+sm_client_next_page(SmPager *pager, const char *operation, const char *token,
+					bool bad_token, const char *secret_id)
+{
+	SmPageStep	step;
+
+	if (bad_token)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("malformed response from Secrets Manager to %s", operation),
+				 errdetail("Its NextToken is not a string of at most %d characters.",
+						   SM_PARSE_MAX_NEXT_TOKEN),
+				 errhint("Check \"secretsmgr.endpoint\": it must be a Secrets Manager endpoint.")));
+	step = sm_pager_next(pager, token);
+	switch (step)
+	{
+		case SM_PAGE_DONE:
+			return false;
+		case SM_PAGE_NEXT:
+			return true;
+		case SM_PAGE_REPEATED:
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("Secrets Manager returned the same NextToken twice to %s", operation),
+					 errdetail("Page %d of the list for secret \"%s\" named the page just read as the next one.",
+							   pager->pages, secret_id ? secret_id : ""),
+					 errhint("Check \"secretsmgr.endpoint\": the endpoint pages this list in a loop.")));
+			break;
+		case SM_PAGE_TOO_MANY:
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("Secrets Manager returned more than %d pages to %s",
+							pager->max_pages, operation),
+					 errdetail("The list for secret \"%s\" did not end after %d pages.",
+							   secret_id ? secret_id : "", pager->pages),
+					 errhint("Check \"secretsmgr.endpoint\": a secret has at most 100 versions.")));
+			break;
+		case SM_PAGE_NO_MEMORY:
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+			break;
+	}
+	pg_unreachable();
+}
+
+/* The page's NextToken in CurrentMemoryContext; the page is released. */
+static char *
+next_of(SmVersionsPage *page)
+{
+	char	   *tok = page->next_token;
+
+	page->next_token = NULL;
+	sm_versions_page_free(page);
+	if (tok == NULL)
+		return NULL;
+	PG_TRY();
+	{
+		char	   *copy = pstrdup(tok);
+
+		free(tok);
+		tok = copy;
+	}
+	PG_CATCH();
+	{
+		free(tok);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return tok;
+}
+
 /* ListSecretVersionIds over every page: versions in all, and since "since". */
 void
 sm_client_count_versions(const char *secret_id, double since, int *total, int *recent)
 {
-	char	   *next = NULL;
+	SmPager		pager;
 
 	*total = 0;
 	*recent = 0;
-	do
+	sm_pager_init(&pager, SM_MAX_LIST_PAGES);
+	PG_TRY();
 	{
-		json_t	   *root = list_versions_page(secret_id, next);
-		json_t	   *v;
-		size_t		i;
-		const char *tok;
+		bool		more;
 
-		json_array_foreach(json_object_get(root, "Versions"), i, v)
+		do
 		{
-			json_t	   *created = json_object_get(v, "CreatedDate");
+			json_t	   *root;
+			SmVersionsPage page;
+			int			rc;
+			bool		bad;
 
-			(*total)++;
-			if (json_is_number(created) && json_number_value(created) >= since)
-				(*recent)++;
-		}
-		tok = json_string_value(json_object_get(root, "NextToken"));
-		next = tok ? pstrdup(tok) : NULL;
-		json_decref(root);
-	} while (next != NULL);
+			CHECK_FOR_INTERRUPTS();
+			root = list_versions_page(secret_id, pager.token);
+			rc = sm_parse_versions_page(root, &page);
+			json_decref(root);
+			if (rc != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_OUT_OF_MEMORY),
+						 errmsg("out of memory")));
+			for (int i = 0; i < page.nversions; i++)
+			{
+				(*total)++;
+				if (page.versions[i].has_created_date &&
+					page.versions[i].created_date >= since)
+					(*recent)++;
+			}
+			bad = page.bad_next_token;
+			more = sm_client_next_page(&pager, "ListSecretVersionIds",
+									   next_of(&page), bad, secret_id);
+		} while (more);
+	}
+	PG_FINALLY();
+	{
+		sm_pager_free(&pager);
+	}
+	PG_END_TRY();
 }
 
 /* GetRandomPassword -> a secret buffer. */

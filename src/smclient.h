@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "http.h"
+#include "parse.h"
 
 /*
  * jansson's value type, declared without <jansson.h> so that this header
@@ -149,6 +150,22 @@ extern bool sm_secret_value_has_stage(const SmSecretValue *v, const char *stage)
 
 /* DescribeSecret: the parsed response (caller json_decref). */
 extern json_t *sm_client_describe_secret(const char *secret_id);
+
+/*
+ * DescribeSecret, typed by parse.c and copied into CurrentMemoryContext.
+ * Raises the mapped error when the call fails.
+ */
+extern void sm_client_describe(const char *secret_id, SmSecretDescription *out);
+
+/*
+ * The guard every paginated call goes through: given the NextToken of the
+ * page just read (bad_token when parse.c found it malformed), true to fetch
+ * the page of pager->token, false when the list is complete.  Raises on a
+ * malformed or repeated token and past the pager's page cap.
+ */
+extern bool sm_client_next_page(SmPager *pager, const char *operation,
+								const char *token, bool bad_token,
+								const char *secret_id);
 
 /*
  * PutSecretValue of secret_string under client_request_token with the given

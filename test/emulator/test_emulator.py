@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.request
 import uuid
 import warnings
@@ -1015,6 +1016,118 @@ class TestIamPolicy(Base):
         msg = self.denied(t.get_secret_value, SecretId="t1")
         self.assertIn("user/secretsmgr-test-role", msg)
         self.c.get_secret_value(SecretId="t1")
+class TestDialects(Base):
+    """Each dialect's answers, and that botocore (the reference client)
+    accepts them."""
+
+    def setUp(self):
+        super().setUp()
+        EMU.admin("POST", "secret", {"Name": "d", "SecretString": "v1"})
+        EMU.admin("POST", "secret", {"Name": "d", "SecretString": "v2"})
+
+    def tearDown(self):
+        EMU.admin("POST", "dialect", {"set": []})
+
+    def dialect(self, *names):
+        return EMU.admin("POST", "dialect", {"set": list(names)})
+
+    def versions_paginator(self):
+        """botocore's paginator over ListSecretVersionIds (the packaged
+        botocore ships no paginator model for it)."""
+        from botocore.paginate import Paginator
+        return Paginator(
+            self.c.list_secret_version_ids,
+            {"input_token": "NextToken", "output_token": "NextToken",
+             "limit_key": "MaxResults", "result_key": "Versions"},
+            self.c.meta.service_model.operation_model(
+                "ListSecretVersionIds"))
+
+    def test_switches(self):
+        self.assertEqual(self.dialect("sparse", "capital-message"),
+                         {"dialects": ["capital-message", "sparse"]})
+        self.assertEqual(EMU.admin("POST", "dialect", {"remove": ["sparse"]}),
+                         {"dialects": ["capital-message"]})
+        self.assertIn("stale-default", EMU.admin("GET", "dialect")["known"])
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            self.dialect("bogus")
+        self.assertEqual(e.exception.code, 400)
+        EMU.admin("POST", "reset", {})      # reset keeps the switches
+        self.assertEqual(EMU.admin("GET", "dialect")["dialects"],
+                         ["capital-message"])
+
+    def test_empty_next_token(self):
+        self.dialect("empty-next-token")
+        st, _h, b = EMU.raw("ListSecretVersionIds", {"SecretId": "d"})
+        self.assertEqual((st, b["NextToken"]), (200, ""))
+        st, _h, b2 = EMU.raw("ListSecretVersionIds",
+                             {"SecretId": "d", "NextToken": ""})
+        self.assertEqual(b2["Versions"], b["Versions"])
+        pages = list(self.versions_paginator().paginate(SecretId="d"))
+        self.assertEqual(len(pages), 1)
+
+    def test_looping_tokens(self):
+        from botocore.exceptions import PaginationError
+        self.dialect("repeated-next-token")
+        with self.assertRaises(PaginationError) as e:
+            list(self.versions_paginator().paginate(SecretId="d"))
+        self.assertIn("same next token", str(e.exception))
+        self.dialect("endless-next-token")
+        _st, _h, a = EMU.raw("ListSecretVersionIds", {"SecretId": "d"})
+        _st, _h, b = EMU.raw("ListSecretVersionIds",
+                             {"SecretId": "d", "NextToken": a["NextToken"]})
+        self.assertNotEqual(a["NextToken"], b["NextToken"])
+        self.assertEqual(a["Versions"], b["Versions"])
+
+    def test_sparse(self):
+        self.dialect("sparse")
+        v = self.c.get_secret_value(SecretId="d", VersionStage="AWSCURRENT")
+        self.assertEqual(v["SecretString"], "v2")
+        for k in ("Name", "CreatedDate", "VersionStages"):
+            self.assertNotIn(k, v)
+        d = self.c.describe_secret(SecretId="d")
+        self.assertNotIn("CreatedDate", d)
+        self.assertNotIn("RotationEnabled", d)
+        self.assertIn("VersionIdsToStages", d)
+        lv = self.c.list_secret_version_ids(SecretId="d")
+        self.assertNotIn("ARN", lv)
+        self.assertNotIn("CreatedDate", lv["Versions"][0])
+
+    def test_integer_timestamps(self):
+        self.dialect("integer-timestamps")
+        _st, _h, b = EMU.raw("DescribeSecret", {"SecretId": "d"})
+        self.assertIsInstance(b["CreatedDate"], int)
+        _st, _h, b = EMU.raw("ListSecretVersionIds", {"SecretId": "d"})
+        self.assertIsInstance(b["Versions"][0]["CreatedDate"], int)
+        self.assertIsInstance(self.c.describe_secret(SecretId="d")
+                              ["CreatedDate"], datetime.datetime)
+
+    def test_capital_message(self):
+        self.dialect("capital-message")
+        st, _h, b = EMU.raw("GetSecretValue", {"SecretId": "absent"})
+        self.assertEqual((st, b["__type"]), (400, "ResourceNotFoundException"))
+        self.assertIn("Message", b)
+        self.assertNotIn("message", b)
+        with self.assertRaises(ClientError) as e:
+            self.c.get_secret_value(SecretId="absent")
+        self.assertIn("can't find", e.exception.response["Error"]["Message"])
+
+    def test_xml_auth_errors(self):
+        self.dialect("xml-auth-errors")
+        st, h, b = EMU.raw("GetSecretValue", {"SecretId": "d"},
+                           secret="wrong")
+        self.assertEqual(st, 403)
+        self.assertEqual(h["Content-Type"], "text/xml")
+        self.assertIn(b"<Code>InvalidSignatureException</Code>", b)
+        # other errors stay JSON
+        st, _h, b = EMU.raw("GetSecretValue", {"SecretId": "absent"})
+        self.assertEqual(b["__type"], "ResourceNotFoundException")
+
+    def test_stale_default(self):
+        self.dialect("stale-default")
+        self.assertEqual(self.c.get_secret_value(SecretId="d")
+                         ["SecretString"], "v1")
+        self.assertEqual(self.c.get_secret_value(
+            SecretId="d", VersionStage="AWSCURRENT")["SecretString"], "v2")
 
 
 class TestSmctl(Base):
