@@ -80,7 +80,7 @@ AS $$ SELECT secretsmgr_get_secret(secret, stage) $$;
 CREATE ROLE regress_dba LOGIN CREATEROLE;
 GRANT EXECUTE ON FUNCTION secretsmgr_manage(text, name, text, interval),
 	secretsmgr_unmanage(text), secretsmgr_rotate(text), secretsmgr_reconcile(text),
-	secretsmgr_verify(text, text), secretsmgr_health(), secretsmgr_iam_policy(text),
+	secretsmgr_verify(text, text), secretsmgr_health(), secretsmgr_iam_policy(text, text),
 	secretsmgr_rotate_due() TO regress_dba;
 GRANT SELECT ON secretsmgr_rotation_history TO regress_dba;
 -- not in the documented list, but what a DBA watching rotations reads
