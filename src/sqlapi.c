@@ -30,6 +30,7 @@
 #include "utils/varlena.h"
 
 #include "cache.h"
+#include "compat.h"
 #include "registry.h"
 #include "secretsmgr.h"
 #include "smclient.h"
@@ -97,7 +98,7 @@ value_to_jsonb(SmSecretValue *v)
 		(GetDatabaseEncoding() != PG_UTF8 && !pg_is_ascii(v->secret_string)))
 		return "InvalidText";
 	copy = sm_secret_strndup(v->secret_string, len);
-	lex = makeJsonLexContextCstringLen(copy, (int) len, PG_UTF8, true);
+	lex = makeJsonLexContextCstringLen(NULL, copy, len, PG_UTF8, true);
 	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
 	{
 		sm_secure_zero(copy, len);
@@ -316,7 +317,7 @@ json_text_to_jsonb(const char *what, const char *s, size_t len)
 	char	   *copy = sm_secret_strndup(s, len);
 	Datum		result;
 
-	lex = makeJsonLexContextCstringLen(copy, (int) len, PG_UTF8, true);
+	lex = makeJsonLexContextCstringLen(NULL, copy, len, PG_UTF8, true);
 	rc = pg_parse_json(lex, &nullSemAction);
 	if (rc == JSON_UNICODE_CODE_POINT_ZERO)
 		ereport(ERROR,

@@ -24,6 +24,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 
+#include "compat.h"
 #include "registry.h"
 #include "rotation.h"
 #include "secretsmgr.h"
@@ -60,12 +61,15 @@ secret_id_arg(FunctionCallInfo fcinfo)
 
 /*
  * May the current user alter role_name (and so bind it to a secret)?
- * The same rule as ALTER ROLE ... PASSWORD on another role.
+ * The same rule as ALTER ROLE ... PASSWORD on another role, on each major:
+ * superuser, or CREATEROLE for a non-superuser role, and from PostgreSQL 16
+ * also ADMIN OPTION on it (compat.h).  The one check of that right.
  */
 static void
 check_can_alter_role(const char *role_name)
 {
 	Oid			roleid = get_role_oid(role_name, false);
+	bool		createrole;
 
 	if (superuser())
 		return;
@@ -76,22 +80,35 @@ check_can_alter_role(const char *role_name)
 				 errmsg("permission denied to manage role \"%s\"", role_name),
 				 errdetail("Only superusers can alter superuser roles.")));
 
-	if (!has_createrole_privilege(GetUserId()))
+	createrole = has_createrole_privilege(GetUserId());
+	if (!SM_CREATEROLE_NEEDS_ADMIN)
+	{
+		if (!createrole)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to manage role \"%s\"", role_name),
+					 errdetail("Only roles with the CREATEROLE attribute may bind a role to a secret."),
+					 errhint("Ask a superuser, or a role with CREATEROLE, to call it.")));
+		return;
+	}
+
+	if (!createrole)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to manage role \"%s\"", role_name),
-				 errdetail("Only roles with the CREATEROLE attribute may bind a role to a secret."),
-				 errhint("Ask a superuser, or a role with CREATEROLE, to call it.")));
-
-#if PG_VERSION_NUM >= 160000
-	/* Since PostgreSQL 16, CREATEROLE alters only roles it administers. */
+				 errdetail("Only roles with the CREATEROLE attribute and the ADMIN option on role \"%s\" may bind it to a secret.",
+						   role_name),
+				 errhint("Ask a superuser, or a role with CREATEROLE and the ADMIN option on role \"%s\", to call it.",
+						 role_name)));
 	if (!is_admin_of_role(GetUserId(), roleid))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to manage role \"%s\"", role_name),
 				 errdetail("Only roles with the CREATEROLE attribute and the ADMIN option on role \"%s\" may bind it to a secret.",
-						   role_name)));
-#endif
+						   role_name),
+				 errhint("A superuser can grant the ADMIN option alone: GRANT %s TO %s WITH ADMIN OPTION, INHERIT FALSE, SET FALSE.",
+						 quote_identifier(role_name),
+						 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
 }
 
 /* Writes to the registry are refused on a standby and when read-only. */
