@@ -3,11 +3,14 @@
 -- Who may bind and rotate a role: CREATEROLE on 15; from 16, CREATEROLE and
 -- the ADMIN option on the role, which the role that created it holds.
 -- A verifier secretsmgr builds has the session's scram_iterations (16 and
--- later; 4096 on 15), logs in, and testSecret still proves it.
+-- later; 4096 on 15), logs in, and testSecret still proves it.  An
+-- alternating binding's clone gets the role's memberships with their
+-- options (ADMIN; from 16 also INHERIT and SET).
 \pset format unaligned
 \! test/emulator/smctl reset --state
 \! test/emulator/smctl create maj/app '{"username":"regress_maj_app","password":"Maj-App-Pw-1"}'
 \! test/emulator/smctl create maj/own '{"username":"regress_maj_own","password":"Maj-Own-Pw-2"}'
+\! test/emulator/smctl create maj/alt '{"username":"regress_maj_alt","password":"Maj-Alt-Pw-4"}'
 SET secretsmgr.cache_ttl = 0;
 
 CREATE ROLE regress_maj_app LOGIN;
@@ -77,9 +80,28 @@ SELECT secretsmgr_test_secret('maj/app', '22222222-2222-4222-8222-222222222222')
 SELECT sm_login('maj/app', 'AWSPENDING') AS pending_logs_in;
 RESET scram_iterations;
 
+-- alternating: the clone's memberships have the role's options
+CREATE ROLE regress_maj_group NOLOGIN;
+CREATE ROLE regress_maj_admins NOLOGIN;
+CREATE ROLE regress_maj_alt LOGIN;
+\if :pg16
+GRANT regress_maj_group TO regress_maj_alt WITH INHERIT FALSE, SET FALSE;
+GRANT regress_maj_admins TO regress_maj_alt WITH ADMIN OPTION, SET FALSE;
+\else
+GRANT regress_maj_group TO regress_maj_alt;
+GRANT regress_maj_admins TO regress_maj_alt WITH ADMIN OPTION;
+\endif
+SELECT secretsmgr_manage('maj/alt', 'regress_maj_alt', 'alternating');
+SELECT r.rolname AS member, g.rolname AS member_of,
+       to_jsonb(m) - 'oid' - 'roleid' - 'member' - 'grantor' AS options
+FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member JOIN pg_roles g ON g.oid = m.roleid
+WHERE r.rolname LIKE 'regress_maj_alt%' ORDER BY 1, 2;
+
 -- clean up
+SELECT secretsmgr_unmanage('maj/alt');
 SELECT secretsmgr_unmanage('maj/app');
 REVOKE EXECUTE ON FUNCTION secretsmgr_manage(text, name, text, interval),
 	secretsmgr_unmanage(text), secretsmgr_rotate(text)
 	FROM regress_maj_dba, regress_maj_plain;
-DROP ROLE regress_maj_app, regress_maj_own, regress_maj_dba, regress_maj_plain;
+DROP ROLE regress_maj_app, regress_maj_own, regress_maj_dba, regress_maj_plain,
+	regress_maj_alt, regress_maj_alt_clone, regress_maj_group, regress_maj_admins;

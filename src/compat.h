@@ -101,6 +101,22 @@ extern bool parse_scram_secret(const char *secret, int *iterations, char **salt,
 #define SM_CREATEROLE_NEEDS_ADMIN	false
 #endif
 
+/*
+ * 16: a membership has INHERIT and SET options besides ADMIN, and one row
+ * in pg_auth_members per grantor.  SM_GRANT_OPTIONS_SQL is the WITH clause
+ * (text, maybe empty) that gives an alternating binding's clone a group
+ * membership with the role's options, over the rows m of one group.
+ */
+#if PG_VERSION_NUM >= 160000
+#define SM_GRANT_OPTIONS_SQL \
+	"pg_catalog.concat(' WITH ADMIN ', pg_catalog.bool_or(m.admin_option)," \
+	" ', INHERIT ', pg_catalog.bool_or(m.inherit_option)," \
+	" ', SET ', pg_catalog.bool_or(m.set_option))"
+#else
+#define SM_GRANT_OPTIONS_SQL \
+	"CASE WHEN pg_catalog.bool_or(m.admin_option) THEN ' WITH ADMIN OPTION' ELSE '' END"
+#endif
+
 /* PostgreSQL 14 and older named the SCRAM secret builder differently. */
 #if PG_VERSION_NUM < 150000
 #define pg_be_scram_build_secret(pw) pg_be_scram_build_verifier(pw)

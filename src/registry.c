@@ -54,6 +54,7 @@
 #include "utils/timestamp.h"
 
 
+#include "compat.h"
 #include "registry.h"
 #include "secretsmgr.h"
 #include "smclient.h"
@@ -484,9 +485,9 @@ spi_exec(const char *sql)
 
 /*
  * Create <role>_clone, or adopt an existing one, as a LOGIN role with the
- * memberships of role.  A new clone copies the role's attributes (so both
- * users hold the same privileges) but gets no password: the first rotation
- * gives it one.  Runs as the caller, so CREATE ROLE and GRANT apply their
+ * memberships of role and their options (compat.h).  A new clone copies the
+ * role's attributes (so both users hold the same privileges) but gets no
+ * password: the first rotation gives it one.  Runs as the caller, so CREATE ROLE and GRANT apply their
  * own privilege checks.
  */
 static void
@@ -554,13 +555,13 @@ ensure_clone(const char *role_name, const char *clone_name)
 	args[0] = ObjectIdGetDatum(roleoid);
 	args[1] = ObjectIdGetDatum(cloneoid);
 	rc = SPI_execute_with_args(
-							   "SELECT g.rolname, m.admin_option"
+							   "SELECT g.rolname, " SM_GRANT_OPTIONS_SQL
 							   "  FROM pg_catalog.pg_auth_members m"
 							   "  JOIN pg_catalog.pg_authid g ON g.oid = m.roleid"
 							   " WHERE m.member = $1 AND m.roleid <> $2"
 							   "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members c"
 							   "                    WHERE c.member = $2 AND c.roleid = m.roleid)"
-							   " ORDER BY g.rolname",
+							   " GROUP BY g.rolname ORDER BY g.rolname",
 							   2, argtypes, args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
@@ -575,14 +576,12 @@ ensure_clone(const char *role_name, const char *clone_name)
 		for (uint64 i = 0; i < n; i++)
 		{
 			HeapTuple	row = tuptable->vals[i];
-			bool		isnull;
 			char	   *group = SPI_getvalue(row, tuptable->tupdesc, 1);
-			bool		admin = DatumGetBool(SPI_getbinval(row, tuptable->tupdesc, 2, &isnull));
+			char	   *options = SPI_getvalue(row, tuptable->tupdesc, 2);
 
 			grants = lappend(grants,
 							 psprintf("GRANT %s TO %s%s", quote_identifier(group),
-									  quote_identifier(clone_name),
-									  admin ? " WITH ADMIN OPTION" : ""));
+									  quote_identifier(clone_name), options));
 		}
 		foreach(lc, grants)
 			spi_exec((char *) lfirst(lc));
