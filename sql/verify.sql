@@ -32,11 +32,14 @@ SELECT rolpassword LIKE 'SCRAM-SHA-256$4096:%' AS scram FROM pg_authid WHERE rol
 SELECT sm_login('ver/app') AS logs_in;
 
 -- MD5: the verifier is 'md5' || md5(password || role name), built in SQL
--- without the password ever being in the text
+-- without the password ever being in the text (PostgreSQL 18 warns that
+-- MD5 is deprecated)
+SET client_min_messages = error;
 DO $$ BEGIN
 	EXECUTE format('ALTER ROLE regress_ver_app PASSWORD %L',
 		'md5' || md5((secretsmgr_get_secret('ver/app') ->> 'password') || 'regress_ver_app'));
 END $$;
+RESET client_min_messages;
 SELECT rolpassword LIKE 'md5%' AS md5 FROM pg_authid WHERE rolname = 'regress_ver_app';
 SELECT secretsmgr_verify('ver/app') AS md5_verifies, secretsmgr_verify('ver/app', 'AWSPREVIOUS') AS previous;
 SELECT length(secretsmgr_reconcile('ver/app')) AS id_length;

@@ -109,9 +109,9 @@ extern bool parse_scram_secret(const char *secret, int *iterations, char **salt,
  */
 #if PG_VERSION_NUM >= 160000
 #define SM_GRANT_OPTIONS_SQL \
-	"pg_catalog.concat(' WITH ADMIN ', pg_catalog.bool_or(m.admin_option)," \
-	" ', INHERIT ', pg_catalog.bool_or(m.inherit_option)," \
-	" ', SET ', pg_catalog.bool_or(m.set_option))"
+	"pg_catalog.concat(' WITH ADMIN ', pg_catalog.bool_or(m.admin_option)::pg_catalog.text," \
+	" ', INHERIT ', pg_catalog.bool_or(m.inherit_option)::pg_catalog.text," \
+	" ', SET ', pg_catalog.bool_or(m.set_option)::pg_catalog.text)"
 #else
 #define SM_GRANT_OPTIONS_SQL \
 	"CASE WHEN pg_catalog.bool_or(m.admin_option) THEN ' WITH ADMIN OPTION' ELSE '' END"
