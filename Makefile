@@ -18,7 +18,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -DSECRETSMGR_VERSION=\"$(EXTVERSION)\"
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK = -lcurl -lssl -lcrypto -ljansson
 
-EXTRA_CLEAN = results test/unit/test_sigv4 tmp_check regression.diffs regression.out
+EXTRA_CLEAN = results test/unit/test_sigv4 tmp_check regression.diffs regression.out tmp_matrix
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -27,9 +27,14 @@ include $(PGXS)
 # every object depends on every header of the module (PGXS tracks none)
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: test demo unit bench
+.PHONY: test demo unit bench test-matrix
 test:
 	test/run
+# unit, pg_regress and TAP on each major built from Debian's source package
+# (test/pg/matrix; the server of PG_CONFIG is the old side of pg_upgrade)
+PG_MATRIX ?= postgresql-18
+test-matrix:
+	PG_CONFIG="$(PG_CONFIG)" test/pg/matrix $(PG_MATRIX)
 demo:
 	test/demo
 unit: test/unit/test_sigv4

@@ -24,9 +24,12 @@ SELECT secretsmgr_get_secret('priv/app') ->> 'username' AS reader_reads;
 SELECT secretsmgr_get_secret_string('priv/app');
 SELECT secretsmgr_rotate('priv/app');
 
--- key settings: hidden and not settable
+-- key settings: hidden and not settable (the SQLSTATE only: PostgreSQL 16
+-- reworded the message)
+\set VERBOSITY sqlstate
 SHOW secretsmgr.secret_access_key;
 SHOW secretsmgr.access_key_id;
+\set VERBOSITY default
 SET secretsmgr.endpoint = 'http://127.0.0.1:1/';
 SET secretsmgr.access_key_id = 'AKIDSTOLEN';
 SELECT count(*) AS visible_key_settings FROM pg_settings

@@ -59,6 +59,7 @@
 #include "utils/timestamp.h"
 
 
+#include "compat.h"
 #include "registry.h"
 #include "runas.h"
 #include "secretsmgr.h"
@@ -686,12 +687,14 @@ spi_exec(const char *sql)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
 }
 
-/* A membership the clone must be given: the group's name, ADMIN OPTION. */
+/* A membership the clone must be given: the group and its options. */
 typedef struct SmGroupGrant
 {
 	Oid			roleid;
 	char	   *name;
 	bool		admin;
+	bool		inherit;		/* from PostgreSQL 16 (compat.h) */
+	bool		set;
 } SmGroupGrant;
 
 /* Order grants by group name, so GRANTs run in a stable order. */
@@ -721,23 +724,30 @@ missing_groups(Oid roleoid, Oid cloneoid)
 		Form_pg_auth_members m = (Form_pg_auth_members)
 		GETSTRUCT(&of_role->members[i]->tuple);
 		bool		has = (m->roleid == cloneoid);
+		SmGroupGrant *g = NULL;
 		ListCell   *lc;
-		SmGroupGrant *g;
 
-		/* one grant per group (from 16, a grant per grantor is a row) */
+		/* one grant per group: from 16 each grantor's grant is a row */
 		foreach(lc, result)
-			has = has || ((SmGroupGrant *) lfirst(lc))->roleid == m->roleid;
-
+		{
+			if (((SmGroupGrant *) lfirst(lc))->roleid == m->roleid)
+				g = lfirst(lc);
+		}
 		for (int j = 0; j < of_clone->n_members && !has; j++)
 			has = ((Form_pg_auth_members)
 				   GETSTRUCT(&of_clone->members[j]->tuple))->roleid == m->roleid;
 		if (has)
 			continue;
-		g = palloc(sizeof(SmGroupGrant));
-		g->roleid = m->roleid;
-		g->name = GetUserNameFromId(m->roleid, false);
-		g->admin = m->admin_option;
-		result = lappend(result, g);
+		if (g == NULL)
+		{
+			g = palloc0(sizeof(SmGroupGrant));
+			g->roleid = m->roleid;
+			g->name = GetUserNameFromId(m->roleid, false);
+			result = lappend(result, g);
+		}
+		g->admin |= m->admin_option;
+		g->inherit |= SM_AUTHMEM_INHERIT(m);
+		g->set |= SM_AUTHMEM_SET(m);
 	}
 	ReleaseSysCacheList(of_clone);
 	ReleaseSysCacheList(of_role);
@@ -747,9 +757,9 @@ missing_groups(Oid roleoid, Oid cloneoid)
 
 /*
  * Create <role>_clone, or adopt an existing one, as a LOGIN role with the
- * memberships of role.  A new clone copies the role's attributes (so both
- * users hold the same privileges) but gets no password: the first rotation
- * gives it one.  Runs as the caller, so CREATE ROLE and GRANT apply their
+ * memberships of role and their options (compat.h).  A new clone copies the
+ * role's attributes (so both users hold the same privileges) but gets no
+ * password: the first rotation gives it one.  Runs as the caller, so CREATE ROLE and GRANT apply their
  * own privilege checks.
  */
 static void
@@ -820,9 +830,15 @@ ensure_clone(const char *role_name, const char *clone_name)
 		SmGroupGrant *g = lfirst(lc);
 
 		resetStringInfo(&sql);
-		appendStringInfo(&sql, "GRANT %s TO %s%s", quote_identifier(g->name),
-						 quote_identifier(clone_name),
-						 g->admin ? " WITH ADMIN OPTION" : "");
+		appendStringInfo(&sql, "GRANT %s TO %s", quote_identifier(g->name),
+						 quote_identifier(clone_name));
+		if (SM_GRANT_HAS_INHERIT_SET)
+			appendStringInfo(&sql, " WITH ADMIN %s, INHERIT %s, SET %s",
+							 g->admin ? "TRUE" : "FALSE",
+							 g->inherit ? "TRUE" : "FALSE",
+							 g->set ? "TRUE" : "FALSE");
+		else if (g->admin)
+			appendStringInfoString(&sql, " WITH ADMIN OPTION");
 		spi_exec(sql.data);
 	}
 

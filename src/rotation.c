@@ -572,8 +572,7 @@ build_new_value(const SmOp *op, const char *current_json, const char *user,
  * (no such version, not AWSPENDING, or a placeholder createSecret never
  * filled).
  */
-static void
-explain_missing_token(const SmOp *op, bool want_pending) pg_attribute_noreturn();
+pg_noreturn static void explain_missing_token(const SmOp *op, bool want_pending);
 
 static void
 explain_missing_token(const SmOp *op, bool want_pending)

@@ -814,7 +814,7 @@ secret_value_from_parsed(const SmParsedSecret *ps, SmSecretValue *out)
 		int			n;
 
 		out->secret_binary = sm_secret_alloc(maxlen + 1);
-		n = pg_b64_decode(ps->secret_binary_b64, enclen, out->secret_binary, maxlen);
+		n = pg_b64_decode(ps->secret_binary_b64, enclen, (uint8 *) out->secret_binary, maxlen);
 		if (n < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),

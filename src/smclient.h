@@ -7,6 +7,7 @@
 
 #include "postgres.h"
 
+#include "compat.h"
 #include "http.h"
 #include "parse.h"
 
@@ -86,8 +87,8 @@ extern json_t *sm_client_call(const char *operation, json_t *request, const char
  * request id) and hint from the error map.  secret_id names the secret in the
  * message (may be NULL).
  */
-extern void sm_client_raise(const char *operation, const SmAwsError *err,
-							const char *secret_id) pg_attribute_noreturn();
+pg_noreturn extern void sm_client_raise(const char *operation, const SmAwsError *err,
+										 const char *secret_id);
 
 /*
  * sm_client_raise for a failed GetSecretValue of version_stage and

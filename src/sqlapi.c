@@ -30,6 +30,7 @@
 #include "utils/varlena.h"
 
 #include "cache.h"
+#include "compat.h"
 #include "registry.h"
 #include "secretsmgr.h"
 #include "smclient.h"
@@ -152,7 +153,7 @@ value_to_jsonb(SmSecretValue *v)
 		!json_fits_database(v->secret_string, len))
 		return "InvalidText";
 	copy = sm_secret_strndup(v->secret_string, len);
-	lex = makeJsonLexContextCstringLen(copy, (int) len, PG_UTF8, true);
+	lex = makeJsonLexContextCstringLen(NULL, copy, len, PG_UTF8, true);
 	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
 	{
 		sm_secure_zero(copy, len);
@@ -370,6 +371,33 @@ require_encoding(const FetchArgs *a, const char *s, size_t len)
 				 errhint("Use secretsmgr_get_secret_binary() for binary data, or a UTF-8 database.")));
 }
 
+/*
+ * What kind of JSON syntax error rc is, in words that are the same on every
+ * major (the enum's numbering changed in 17).  Never quotes the input.
+ */
+static const char *
+json_error_kind(JsonParseErrorType rc)
+{
+	switch (rc)
+	{
+		case JSON_ESCAPING_INVALID:
+		case JSON_ESCAPING_REQUIRED:
+		case JSON_UNICODE_ESCAPE_FORMAT:
+		case JSON_UNICODE_HIGH_ESCAPE:
+		case JSON_UNICODE_HIGH_SURROGATE:
+		case JSON_UNICODE_LOW_SURROGATE:
+			return "a bad escape or control character in a string";
+		case JSON_INVALID_TOKEN:
+			return "an invalid token";
+		case JSON_EXPECTED_END:
+			return "text after the JSON value";
+		case JSON_EXPECTED_MORE:
+			return "the input ends too early";
+		default:
+			return "unexpected structure";
+	}
+}
+
 /* jsonb of the JSON text s, or an error that does not quote s. */
 static Datum
 json_text_to_jsonb(const char *what, const char *s, size_t len)
@@ -379,7 +407,7 @@ json_text_to_jsonb(const char *what, const char *s, size_t len)
 	char	   *copy = sm_secret_strndup(s, len);
 	Datum		result;
 
-	lex = makeJsonLexContextCstringLen(copy, (int) len, PG_UTF8, true);
+	lex = makeJsonLexContextCstringLen(NULL, copy, len, PG_UTF8, true);
 	rc = pg_parse_json(lex, &nullSemAction);
 	if (rc == JSON_UNICODE_CODE_POINT_ZERO)
 		ereport(ERROR,
@@ -391,7 +419,8 @@ json_text_to_jsonb(const char *what, const char *s, size_t len)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("value of %s is not valid JSON", what),
-				 errdetail("The value is kept out of this message; JSON parse error class %d.", (int) rc),
+				 errdetail("The value is kept out of this message; the JSON parser found %s.",
+						   json_error_kind(rc)),
 				 errhint("Use secretsmgr_get_secret_string() for a value that is not JSON.")));
 	result = DirectFunctionCall1(jsonb_in, CStringGetDatum(copy));
 	sm_secure_zero(copy, len);

@@ -28,6 +28,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 
+#include "compat.h"
 #include "registry.h"
 #include "rotation.h"
 #include "secretsmgr.h"
@@ -65,10 +66,11 @@ secret_id_arg(FunctionCallInfo fcinfo)
 /*
  * May the current user change role_name (bind it to a secret, or change its
  * password)?  The one place of the rule of ALTER ROLE ... PASSWORD on
- * another role: superuser, or CREATEROLE on a non-superuser role (and, from
- * PostgreSQL 16, ADMIN OPTION on it).  fname is the SQL function asking:
- * secretsmgr_manage / secretsmgr_unmanage bind, the others rotate.  A role
- * may change its own password, but not bind itself to a secret.
+ * another role, on each major: superuser, or CREATEROLE on a non-superuser
+ * role, and from PostgreSQL 16 also ADMIN OPTION on it (compat.h).  fname
+ * is the SQL function asking: secretsmgr_manage / secretsmgr_unmanage bind,
+ * the others rotate.  A role may change its own password, but not bind
+ * itself to a secret.
  */
 void
 sm_sqlapi_check_can_alter_role(const char *role_name, const char *fname)
@@ -97,6 +99,9 @@ sm_sqlapi_check_can_alter_role(const char *role_name, const char *fname)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied to manage role \"%s\"", role_name),
+					 SM_CREATEROLE_NEEDS_ADMIN ?
+					 errdetail("Only roles with the CREATEROLE attribute and the ADMIN option on role \"%s\" may bind it to a secret.",
+							   role_name) :
 					 errdetail("Only roles with the CREATEROLE attribute may bind a role to a secret."),
 					 errhint("Ask a superuser, or a role with CREATEROLE, to call it.")));
 		ereport(ERROR,
@@ -108,17 +113,18 @@ sm_sqlapi_check_can_alter_role(const char *role_name, const char *fname)
 						 fname, GetUserNameFromId(GetUserId(), false))));
 	}
 
-#if PG_VERSION_NUM >= 160000
 	/* Since PostgreSQL 16, CREATEROLE alters only roles it administers. */
-	if (!is_admin_of_role(GetUserId(), roleid))
+	if (SM_CREATEROLE_NEEDS_ADMIN && !is_admin_of_role(GetUserId(), roleid))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 binding ?
 				 errmsg("permission denied to manage role \"%s\"", role_name) :
 				 errmsg("permission denied to change the password of role \"%s\"", role_name),
 				 errdetail("Only roles with the CREATEROLE attribute and the ADMIN option on role \"%s\" may %s.",
-						   role_name, binding ? "bind it to a secret" : "change its password")));
-#endif
+						   role_name, binding ? "bind it to a secret" : "change its password"),
+				 errhint("A superuser can grant the ADMIN option alone: GRANT %s TO %s WITH ADMIN OPTION, INHERIT FALSE, SET FALSE.",
+						 quote_identifier(role_name),
+						 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
 }
 
 /*

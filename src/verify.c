@@ -30,16 +30,9 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "secretsmgr.h"
 #include "verify.h"
-
-/*
- * libpq/scram.h pulls in libpq-be.h and with it the GSSAPI headers, which
- * this module does not need: declare the one function used (exported by the
- * server; PostgreSQL 13 and older call it parse_scram_verifier).
- */
-extern bool parse_scram_secret(const char *secret, int *iterations, char **salt,
-							   uint8 *stored_key, uint8 *server_key);
 
 /* Role state from its pg_authid row; *shadow gets a copy of rolpassword. */
 static SmVerifyResult
@@ -124,15 +117,19 @@ static bool
 is_built_verifier(const char *shadow, const char *built)
 {
 	int			iterations = 0;
+	pg_cryptohash_type hash_type = PG_SHA256;
+	int			key_length = 0;
 	char	   *salt = NULL;
-	uint8		stored_key[SCRAM_KEY_LEN];
-	uint8		server_key[SCRAM_KEY_LEN];
+	uint8		stored_key[SCRAM_MAX_KEY_LEN];
+	uint8		server_key[SCRAM_MAX_KEY_LEN];
 	bool		ok;
 
 	if (built == NULL || strcmp(shadow, built) != 0)
 		return false;
 	ok = get_password_type(shadow) == PASSWORD_TYPE_SCRAM_SHA_256 &&
-		parse_scram_secret(shadow, &iterations, &salt, stored_key, server_key) &&
+		parse_scram_secret(shadow, &iterations, &hash_type, &key_length, &salt,
+						   stored_key, server_key) &&
+		hash_type == PG_SHA256 && key_length == SCRAM_SHA_256_KEY_LEN &&
 		iterations > 0 && salt != NULL && salt[0] != '\0';
 	sm_secure_zero(stored_key, sizeof(stored_key));
 	sm_secure_zero(server_key, sizeof(server_key));
@@ -159,12 +156,13 @@ is_built_verifier(const char *shadow, const char *built)
  *   authentication and plain_crypt_verify() parse iterations, salt,
  *   StoredKey and ServerKey out of it (parse_scram_secret) and re-derive the
  *   keys from the offered password with the same deterministic functions,
- *   the same salt and the same iteration count.
+ *   the same salt and the same iteration count (the scram_iterations
+ *   setting of the session that built it, from PostgreSQL 16; 4096 before).
  * - So when pg_authid now holds built byte for byte, and PostgreSQL's
  *   parser accepts it as a SCRAM-SHA-256 secret, that re-derivation yields
  *   the stored keys for this password: plain_crypt_verify() would return
- *   STATUS_OK.  Running it would only repeat the 4096-iteration PBKDF2 that
- *   produced built.
+ *   STATUS_OK.  Running it would only repeat the PBKDF2 that produced
+ *   built.
  * - What the check exists to catch is still caught: anything that left
  *   pg_authid holding something else (ALTER ROLE clearing the password as
  *   empty, a hook that rewrote the statement, a concurrent change) fails

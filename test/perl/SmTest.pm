@@ -86,15 +86,21 @@ sub smctl
 #   conf => "text"      extra postgresql.conf lines
 #   scram_hba => 1      password logins (scram-sha-256) over TCP for every role
 #                       but the bootstrap superuser
-#   allows_streaming => 1, has_archiving => 1 as in PostgreSQL::Test::Cluster
+#   allows_streaming => 1, has_archiving => 1, install_path => DIR (a server
+#                       of another major), no_data_checksums => 1 as in
+#                       PostgreSQL::Test::Cluster
+#   no_start => 1       configured only: neither started nor given the
+#                       extension (the new side of pg_upgrade)
 sub new_node
 {
 	my ($name, %opts) = @_;
 	my $url = start_emulator();
-	my $node = PostgreSQL::Test::Cluster->new($name);
+	my $node = PostgreSQL::Test::Cluster->new($name,
+		$opts{install_path} ? (install_path => $opts{install_path}) : ());
 	$node->init(
 		allows_streaming => $opts{allows_streaming} // 0,
-		has_archiving => $opts{has_archiving} // 0);
+		has_archiving => $opts{has_archiving} // 0,
+		no_data_checksums => $opts{no_data_checksums} // 0);
 	my $conf = "secretsmgr.endpoint = '$url'\n"
 	  . "secretsmgr.region = 'us-east-1'\n"
 	  . "secretsmgr.retry_base_delay = '10ms'\n"
@@ -121,6 +127,7 @@ sub new_node
 		print $fh "host all all 127.0.0.1/32 scram-sha-256\n";
 		close $fh;
 	}
+	return $node if $opts{no_start};
 	# never reach for the real instance metadata service from a test
 	local %ENV = (%ENV, AWS_EC2_METADATA_DISABLED => 'true', %{ $opts{env} // {} });
 	$node->start;

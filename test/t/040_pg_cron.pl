@@ -9,6 +9,12 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use JSON::PP;
 
+# pg_cron is a package of its own for each major (postgresql-15-cron)
+my $sharedir = `pg_config --sharedir`;
+chomp $sharedir;
+plan skip_all => "pg_cron is not installed for this server ($sharedir)"
+  unless -f "$sharedir/extension/pg_cron.control";
+
 my $node = SmTest::new_node('cron', scram_hba => 1,
 	conf => "shared_preload_libraries = 'pg_cron'\n"
 	  . "cron.database_name = 'postgres'\n"

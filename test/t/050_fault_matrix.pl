@@ -326,7 +326,8 @@ sub run_case
 	elsif ($col->{kind} eq 'kill')
 	{
 		ok($failed, "$what: (b) the client sees the backend die");
-		like($log, qr/server process \(PID $pid\) was terminated by signal 9/,
+		# "server process" until PostgreSQL 17, "client backend" from 18
+		like($log, qr/(?:server process|client backend) \(PID $pid\) was terminated by signal 9/,
 			"$what: (b) the server log records the killed backend");
 		like($log, qr/Failed process was running: \Q$rotate_sql\E/,
 			"$what: (b) and the rotation it was running");

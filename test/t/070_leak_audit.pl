@@ -442,7 +442,8 @@ like($places{'pg_stat_activity snapshots'}, qr/secretsmgr_set_secret/, 'and the 
 like($places{'client messages'}, qr/ERROR:  42501:/, 'the messages hold the access denials');
 like($places{'client messages'}, qr/ERROR:  53400:/, 'and the throttling');
 like($places{'server log'}, qr/duration: .* plan:/s, 'auto_explain wrote plans');
-like($places{'server log'}, qr/DETAIL:  parameters: \$1 = 'leak\/lambda', \$2 = '/,
+# "parameters:" until PostgreSQL 17, "Parameters:" from 18
+like($places{'server log'}, qr/DETAIL:  [Pp]arameters: \$1 = 'leak\/lambda', \$2 = '/,
 	'the bind parameters of the Lambda steps are logged');
 
 my @values = grep { length($_) >= 8 } split /\n/, SmTest::smctl('secret-values');
