@@ -74,16 +74,26 @@ ALTER FUNCTION sm_stage_id(text, text) SECURITY DEFINER SET search_path = public
 CREATE FUNCTION sm_value(secret text, stage text DEFAULT 'AWSCURRENT') RETURNS jsonb
 LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_catalog, pg_temp
 AS $$ SELECT secretsmgr_get_secret(secret, stage) $$;
--- regress_dba: the DBA of docs/security.md, a non-superuser with CREATEROLE
--- and the grants given there.  Suites make their DBA calls as this role
--- (SET ROLE regress_dba), so what a DBA can do is what is tested.
+-- regress_dba: the DBA persona of docs/security.md, a non-superuser with
+-- CREATEROLE and that page's GRANT block word for word.  Suites make their
+-- DBA calls as this role (SET ROLE regress_dba), so what a DBA can do is
+-- what is tested.
 CREATE ROLE regress_dba LOGIN CREATEROLE;
 GRANT EXECUTE ON FUNCTION secretsmgr_manage(text, name, text, interval),
-	secretsmgr_unmanage(text), secretsmgr_rotate(text), secretsmgr_reconcile(text),
-	secretsmgr_verify(text, text), secretsmgr_health(), secretsmgr_iam_policy(text, text),
-	secretsmgr_rotate_due() TO regress_dba;
-GRANT SELECT ON secretsmgr_rotation_history TO regress_dba;
--- not in the documented list, but what a DBA watching rotations reads
-GRANT EXECUTE ON FUNCTION secretsmgr_stats() TO regress_dba;
+                          secretsmgr_unmanage(text),
+                          secretsmgr_rotate(text),
+                          secretsmgr_rotate_due(),
+                          secretsmgr_reconcile(text),
+                          secretsmgr_verify(text, text),
+                          secretsmgr_get_secret(text, text, text),
+                          secretsmgr_get_secrets(text[], text, boolean),
+                          secretsmgr_describe_secret(text),
+                          secretsmgr_cache_invalidate(text),
+                          secretsmgr_health(),
+                          secretsmgr_stats(),
+                          secretsmgr_stats_reset(),
+                          secretsmgr_iam_policy(text, text)
+    TO regress_dba;
+GRANT SELECT ON secretsmgr_managed, secretsmgr_rotation_history TO regress_dba;
 SELECT sm_error('SELECT 1/0');
 SELECT sm_error('SELECT 1');
