@@ -186,6 +186,11 @@ def sync_iam_policy(db):
     """With IAM_ENFORCED, attach secretsmgr_iam_policy() to the test key."""
     if not IAM_ENFORCED:
         return
+    installed = psql("\\pset tuples_only on\n"
+                     "SELECT 1 FROM pg_extension WHERE extname = 'secretsmgr';",
+                     db=db).stdout.strip()
+    if not installed:
+        return
     policy = psql("\\pset tuples_only on\n\\pset format unaligned\n"
                   "SELECT secretsmgr_iam_policy('database');", db=db).stdout.strip()
     smctl("iam-policy", os.environ["SM_TEST_ACCESS_KEY"], policy)
