@@ -101,6 +101,11 @@ extern bool parse_scram_secret(const char *secret, int *iterations, char **salt,
 #define SM_CREATEROLE_NEEDS_ADMIN	false
 #endif
 
+/* 17: IsBackgroundWorker gave way to AmBackgroundWorkerProcess(). */
+#if PG_VERSION_NUM < 170000
+#define AmBackgroundWorkerProcess() (IsBackgroundWorker)
+#endif
+
 /*
  * 16: a membership has INHERIT and SET options besides ADMIN, and one row
  * in pg_auth_members per grantor.  An alternating binding's clone is given

@@ -205,7 +205,7 @@ sm_backend_client_gone(void)
 
 	if (ClientConnectionLost)
 		return true;
-	if (whereToSendOutput != DestRemote || IsBackgroundWorker || IsParallelWorker())
+	if (whereToSendOutput != DestRemote || AmBackgroundWorkerProcess() || IsParallelWorker())
 		return false;
 	now = GetCurrentTimestamp();
 	if (last_check != 0 &&

@@ -96,9 +96,9 @@ pg_noreturn extern void sm_client_raise(const char *operation, const SmAwsError 
  * does not hold is reported as such (42704), whichever error type the
  * implementation used.
  */
-extern void sm_client_raise_get_secret_value(const SmAwsError *err, const char *secret_id,
+pg_noreturn extern void sm_client_raise_get_secret_value(const SmAwsError *err, const char *secret_id,
 											 const char *version_stage,
-											 const char *version_id) pg_attribute_noreturn();
+											 const char *version_id);
 
 /*
  * Is err transient (throttling, HTTP 5xx, connection error, timeout), the
