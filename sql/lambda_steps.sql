@@ -17,6 +17,7 @@ CREATE ROLE regress_lambda_alt LOGIN;
 CREATE ROLE regress_lambda_other LOGIN;
 -- the DBA binds the secrets and gives the roles the passwords their secrets
 -- hold (regress_dba: CREATEROLE, the DBA grants of docs/security.md)
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT secretsmgr_manage('lambda/app', 'regress_lambda_app');
 SELECT secretsmgr_manage('lambda/alt', 'regress_lambda_alt', 'alternating');

@@ -34,8 +34,8 @@ SELECT secretsmgr_manage('maj/app', 'regress_maj_app');
 SELECT length(secretsmgr_rotate('maj/app')) AS id_length;
 SELECT sm_labels('maj/app') AS labels, sm_login('maj/app') AS logs_in;
 SELECT sm_stage_id('maj/app', 'AWSCURRENT') AS before_id \gset
--- a rotation by it: ALTER ROLE's own check; when refused, AWSCURRENT and the
--- password stay; the version it had put keeps AWSPENDING
+-- a rotation by it: where refused (from 16), refused up front, before
+-- anything is written: AWSCURRENT, the password and the labels stay
 SET ROLE regress_maj_dba;
 SELECT sm_error($$SELECT secretsmgr_rotate('maj/app')$$) AS rotate_by_createrole;
 RESET ROLE;

@@ -5,6 +5,7 @@
 \! test/emulator/smctl create ops/alt '{"username":"regress_ops_alt","password":"Ops-Alt-Initial-Pw-2"}'
 CREATE ROLE regress_ops_app LOGIN;
 CREATE ROLE regress_ops_alt LOGIN;
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 -- no managed secrets: only the calls that name no secret, a short report
 SELECT secretsmgr_iam_policy();

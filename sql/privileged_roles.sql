@@ -39,6 +39,7 @@ CREATE ROLE regress_priv_late LOGIN IN ROLE regress_priv_g_plain2;
 CREATE ROLE regress_priv_alt LOGIN IN ROLE regress_priv_g_plain1;
 
 -- refused, each with the path that makes it privileged; nothing is bound
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT priv_error($$SELECT secretsmgr_manage('priv/m', 'regress_priv_m')$$);
 SELECT priv_error($$SELECT secretsmgr_manage('priv/m', 'regress_priv_prog')$$);
@@ -56,6 +57,7 @@ FROM secretsmgr_managed;
 
 -- a chain of unprivileged groups (pg_monitor is not on the list) is fine,
 -- and the DBA binds "alternating" (the clone gets the role's groups)
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT secretsmgr_manage('priv/late', 'regress_priv_late');
 SELECT secretsmgr_manage('priv/alt', 'regress_priv_alt', 'alternating');
@@ -71,6 +73,7 @@ SELECT sm_login('priv/late') AS late_logs_in;
 GRANT regress_priv_mid TO regress_priv_g_plain1;
 SELECT rolpassword AS pw_before FROM pg_authid WHERE rolname = 'regress_priv_late' \gset
 SELECT secretsmgr_describe_secret('priv/late') -> 'VersionIdsToStages' AS versions \gset
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT priv_error($$SELECT secretsmgr_rotate('priv/late')$$);
 SELECT priv_error($$SELECT secretsmgr_rotate('priv/alt')$$);
@@ -84,6 +87,7 @@ SELECT secretsmgr_describe_secret('priv/late') -> 'VersionIdsToStages' = :'versi
 -- would set the role's password, and refuses
 \! test/emulator/smctl put priv/late '{"username":"regress_priv_late","password":"Priv-Late-Hand-Pw-5"}' --stages AWSCURRENT --token 55555555-5555-4555-8555-555555555555
 SELECT secretsmgr_describe_secret('priv/late') -> 'VersionIdsToStages' AS versions \gset
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT priv_error($$SELECT secretsmgr_reconcile('priv/late')$$);
 RESET ROLE;
@@ -102,6 +106,7 @@ SELECT length(secretsmgr_rotate('priv/m')) AS id_length;
 SELECT sm_login('priv/m') AS m_logs_in;
 RESET secretsmgr.allow_privileged_roles;
 -- ... and only a superuser may
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT sm_error($$SET secretsmgr.allow_privileged_roles = on$$);
 RESET ROLE;

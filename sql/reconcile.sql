@@ -12,6 +12,7 @@ SET secretsmgr.cache_ttl = 0;
 
 CREATE ROLE regress_rec_app LOGIN;
 CREATE ROLE regress_rec_alt LOGIN;
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT secretsmgr_manage('rec/app', 'regress_rec_app');
 SELECT secretsmgr_manage('rec/alt', 'regress_rec_alt', 'alternating');
@@ -33,6 +34,7 @@ SELECT sm_login('rec/app') AS current_logs_in, sm_login('rec/app', 'AWSPREVIOUS'
 \! test/emulator/smctl put rec/app '{"engine":"postgres","host":"db.internal","username":"regress_rec_app","password":"Rec-Pending-Pw-5"}' --stages AWSPENDING --token 77777777-7777-4777-8777-777777777777
 RESET ROLE;  -- setSecret is the Lambda's
 SELECT secretsmgr_set_secret('rec/app', '77777777-7777-4777-8777-777777777777');
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT sm_login('rec/app') AS current_logs_in, sm_login('rec/app', 'AWSPENDING') AS pending_logs_in;
 SELECT length(secretsmgr_reconcile('rec/app')) AS id_length;

@@ -65,10 +65,9 @@ RESET secretsmgr.allow_privileged_roles;
 
 -- alternating: <role>_clone is created as a login role with the role's
 -- memberships and attributes, and no password until the first rotation;
--- a CREATEROLE DBA (regress_dba) can bind it
-SET ROLE regress_dba;
+-- a superuser binds this one: the role has CREATEDB, which from
+-- PostgreSQL 16 only a role with CREATEDB may give the clone it creates
 SELECT secretsmgr_manage('reg/alt', 'regress_reg_alt', 'alternating');
-RESET ROLE;
 SELECT secret_id, role_name, clone_role, strategy FROM secretsmgr_managed WHERE secret_id = 'reg/alt';
 SELECT rolname, rolcanlogin, rolcreatedb, rolconnlimit, rolpassword IS NULL AS no_password
 FROM pg_authid WHERE rolname LIKE 'regress_reg_alt%' ORDER BY 1;
@@ -78,13 +77,12 @@ WHERE r.rolname LIKE 'regress_reg_alt%' ORDER BY 1, 2;
 -- managing again adds memberships the role gained since
 CREATE ROLE regress_reg_group3 NOLOGIN;
 GRANT regress_reg_group3 TO regress_reg_alt;
-SET ROLE regress_dba;
 SELECT secretsmgr_manage('reg/alt', 'regress_reg_alt', 'alternating');
-RESET ROLE;
 SELECT r.rolname, g.rolname AS member_of
 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member JOIN pg_roles g ON g.oid = m.roleid
 WHERE r.rolname = 'regress_reg_alt_clone' ORDER BY 1, 2;
 -- an existing clone is adopted (and allowed to log in)
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT secretsmgr_manage('reg/adopt', 'regress_reg_adopt', 'alternating');
 RESET ROLE;

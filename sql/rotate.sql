@@ -16,6 +16,7 @@ CREATE ROLE regress_rot_group NOLOGIN;
 CREATE ROLE regress_rot_app LOGIN;
 CREATE ROLE regress_rot_alt LOGIN IN ROLE regress_rot_group;
 CREATE ROLE regress_rot_other LOGIN;
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT secretsmgr_manage('rot/app', 'regress_rot_app');
 SELECT secretsmgr_manage('rot/alt', 'regress_rot_alt', 'alternating');
@@ -63,6 +64,7 @@ SET secretsmgr.cache_ttl = 0;
 RESET ROLE;
 SET secretsmgr.password_length = 20;
 SET secretsmgr.password_exclude_characters = '!"#$%&''()*+,-./:;<=>?@[\]^_`{|}~ 0123456789';
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT length(secretsmgr_rotate('rot/app')) AS id_length;
 SELECT length(p) AS length, p ~ '^[A-Za-z]+$' AS letters_only, p ~ '[A-Z]' AND p ~ '[a-z]' AS both_cases
@@ -70,11 +72,13 @@ FROM (SELECT sm_value('rot/app') ->> 'password' AS p) s;
 SELECT sm_login('rot/app') AS current_logs_in;
 RESET ROLE;
 SET secretsmgr.password_exclude_characters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!"#$%&''()*+,-./:;<=>?@[\]^_`{|}~';
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT sm_error($$SELECT secretsmgr_rotate('rot/app')$$);
 RESET ROLE;
 RESET secretsmgr.password_length;
 RESET secretsmgr.password_exclude_characters;
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 
 -- ROLLBACK changes nothing but leaves a pending version the next rotation reuses

@@ -13,6 +13,7 @@ CREATE ROLE regress_due_never LOGIN;
 CREATE ROLE regress_due_fresh LOGIN;
 CREATE ROLE regress_due_manual LOGIN;
 CREATE ROLE regress_due_broken LOGIN;
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT secretsmgr_manage('due/never', 'regress_due_never', rotation_interval => '30 days');
 SELECT secretsmgr_manage('due/fresh', 'regress_due_fresh', rotation_interval => '30 days');
@@ -42,6 +43,7 @@ SELECT sm_login('due/broken') AS broken_logs_in;
 -- on a standby, or read-only, it refuses like secretsmgr_rotate
 RESET ROLE;
 UPDATE secretsmgr_managed SET rotation_interval = '1 second' WHERE secret_id = 'due/manual';
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 BEGIN READ ONLY;
 SELECT sm_error($$SELECT * FROM secretsmgr_rotate_due()$$);

@@ -56,8 +56,10 @@ SELECT secretsmgr_rotate('rotpriv/app') IS NOT NULL AS rotated_by_itself;
 RESET ROLE;
 SELECT sm_login('rotpriv/app') AS current_logs_in;
 
--- with CREATEROLE the same DBA rotates
+-- with CREATEROLE (and, from PostgreSQL 16, the ADMIN option on the role)
+-- the same DBA rotates
 ALTER ROLE regress_rotpriv_dba CREATEROLE;
+SELECT sm_dba_admin('regress_rotpriv_dba') \gset
 SET ROLE regress_rotpriv_dba;
 SELECT secretsmgr_rotate('rotpriv/app') IS NOT NULL AS rotated_by_createrole;
 RESET ROLE;

@@ -95,5 +95,32 @@ GRANT EXECUTE ON FUNCTION secretsmgr_manage(text, name, text, interval),
                           secretsmgr_iam_policy(text, text)
     TO regress_dba;
 GRANT SELECT ON secretsmgr_managed, secretsmgr_rotation_history TO regress_dba;
+-- sm_dba_admin: from PostgreSQL 16 CREATEROLE changes only the roles it
+-- holds the ADMIN option on (a role holds it on the roles it created).  Give
+-- grantee (regress_dba unless named) that option alone on every test role,
+-- as docs/security.md tells a DBA to; on 15 it is not
+-- needed and does nothing.
+CREATE FUNCTION sm_dba_admin(grantee name DEFAULT 'regress_dba') RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	gid oid := (SELECT g.oid FROM pg_authid g WHERE g.rolname = grantee);
+	r record;
+BEGIN
+	IF current_setting('server_version_num')::int < 160000 THEN
+		RETURN;
+	END IF;
+	-- not the roles grantee already belongs to (itself included): no cycles
+	FOR r IN SELECT a.rolname FROM pg_authid a
+			  WHERE a.rolname LIKE 'regress\_%' AND NOT a.rolsuper
+				AND NOT pg_has_role(a.oid, gid, 'MEMBER')
+				AND NOT EXISTS (SELECT 1 FROM pg_auth_members m
+								 WHERE m.roleid = a.oid AND m.member = gid
+								   AND m.admin_option)
+	LOOP
+		EXECUTE format('GRANT %I TO %I WITH ADMIN OPTION, INHERIT FALSE, SET FALSE',
+					   r.rolname, grantee);
+	END LOOP;
+END $$;
 SELECT sm_error('SELECT 1/0');
 SELECT sm_error('SELECT 1');

@@ -58,15 +58,18 @@ SELECT sm_error($$SELECT secretsmgr_get_secret('stale/app')$$);
 -- not after a rotation of the secret's role
 \! test/emulator/smctl create stale/rot '{"username":"regress_stale_rot","password":"Stale-Rot-Pw-1"}'
 CREATE ROLE regress_stale_rot LOGIN;
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT secretsmgr_manage('stale/rot', 'regress_stale_rot');
 RESET ROLE;
 SELECT secretsmgr_get_secret('stale/rot') ->> 'username' AS warm_rot;
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT length(secretsmgr_rotate('stale/rot')) = 36 AS rotated;
 RESET ROLE;
 \! test/emulator/smctl fault GetSecretValue throttle 1
 SELECT sm_error($$SELECT secretsmgr_get_secret('stale/rot')$$);
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT secretsmgr_unmanage('stale/rot');
 RESET ROLE;

@@ -16,6 +16,7 @@ SET secretsmgr.cache_ttl = 0;
 CREATE ROLE regress_ver_app LOGIN;
 CREATE ROLE regress_ver_gone LOGIN;
 CREATE ROLE regress_ver_bad LOGIN;
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT secretsmgr_manage('ver/app', 'regress_ver_app');
 SELECT secretsmgr_manage('ver/gone', 'regress_ver_gone');
@@ -32,6 +33,7 @@ SELECT secretsmgr_verify('ver/app', 'NOSUCHSTAGE') AS no_such_stage;
 RESET ROLE;
 SELECT secretsmgr_describe_secret('ver/app') ->> 'ARN' AS arn \gset
 SELECT rolpassword LIKE 'SCRAM-SHA-256$4096:%' AS scram FROM pg_authid WHERE rolname = 'regress_ver_app';
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT secretsmgr_verify(:'arn') AS by_arn;
 -- verify agrees with a real login
@@ -48,6 +50,7 @@ END $$;
 RESET client_min_messages;
 RESET ROLE;
 SELECT rolpassword LIKE 'md5%' AS md5 FROM pg_authid WHERE rolname = 'regress_ver_app';
+SELECT sm_dba_admin() \gset
 SET ROLE regress_dba;
 SELECT secretsmgr_verify('ver/app') AS md5_verifies, secretsmgr_verify('ver/app', 'AWSPREVIOUS') AS previous;
 SELECT length(secretsmgr_reconcile('ver/app')) AS id_length;

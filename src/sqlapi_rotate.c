@@ -103,6 +103,9 @@ sm_sqlapi_check_can_alter_role(const char *role_name, const char *fname)
 					 errdetail("Only roles with the CREATEROLE attribute and the ADMIN option on role \"%s\" may bind it to a secret.",
 							   role_name) :
 					 errdetail("Only roles with the CREATEROLE attribute may bind a role to a secret."),
+					 SM_CREATEROLE_NEEDS_ADMIN ?
+					 errhint("Ask a superuser, or a role with CREATEROLE and the ADMIN option on role \"%s\", to call it.",
+							 role_name) :
 					 errhint("Ask a superuser, or a role with CREATEROLE, to call it.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -41,6 +41,13 @@ sm_packages() {
 # $SM_BUILD_LOG (test/run counts its warnings).
 SM_BUILD_LOG=${SM_BUILD_LOG:-$(mktemp /tmp/secretsmgr-build.XXXXXX)}
 sm_build() {
+	# objects built for another server are not rebuilt by make: clean first
+	local built_for
+	built_for="$("$PG_CONFIG" --bindir) $("$PG_CONFIG" --version)"
+	if [ "$(cat .build-pg_config 2>/dev/null)" != "$built_for" ]; then
+		make -s clean PG_CONFIG="$PG_CONFIG" >/dev/null 2>&1
+		echo "$built_for" >.build-pg_config
+	fi
 	make -s -j2 PG_CONFIG="$PG_CONFIG" >"$SM_BUILD_LOG" 2>&1 || { cat "$SM_BUILD_LOG"; return 1; }
 	make -s install PG_CONFIG="$PG_CONFIG" >>"$SM_BUILD_LOG" 2>&1 || { cat "$SM_BUILD_LOG"; return 1; }
 }
