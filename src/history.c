@@ -43,6 +43,7 @@
 #include "history.h"
 #include "registry.h"
 #include "runas.h"
+#include "secretsmgr.h"
 
 /* How long a caller waits for the history worker. */
 #define SM_HISTORY_WAIT_MS		10000
@@ -345,19 +346,18 @@ shared_field(const SmHistoryShared *shared, int i)
 }
 
 /*
- * The history writer: copy the row out of DSM, unpin it, connect as the
- * extension owner, insert the row in a transaction of its own, exit.
+ * In a worker whose argument is a DSM handle (the history writer, the stage
+ * undo): take the signals, copy the segment into TopMemoryContext, zero the
+ * original (the undo's holds credentials), unpin and detach it.  what names
+ * the worker in the error when the segment is gone.
  */
-void
-sm_history_worker_main(Datum main_arg)
+void *
+sm_history_take_segment(Datum main_arg, const char *what)
 {
 	dsm_handle	handle = DatumGetUInt32(main_arg);
 	dsm_segment *seg;
-	SmHistoryShared *shared;
 	Size		len;
-	SmHistoryShared *copy;
-	const char *f[SM_HISTORY_NFIELDS];
-	SmHistoryRow row;
+	void	   *copy;
 
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -366,13 +366,26 @@ sm_history_worker_main(Datum main_arg)
 	if (seg == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("secretsmgr history writer could not map its shared memory segment")));
-	shared = dsm_segment_address(seg);
+				 errmsg("secretsmgr %s could not map its shared memory segment", what)));
 	len = dsm_segment_map_length(seg);
 	copy = MemoryContextAlloc(TopMemoryContext, len);
-	memcpy(copy, shared, len);
+	memcpy(copy, dsm_segment_address(seg), len);
+	sm_secure_zero(dsm_segment_address(seg), len);
 	dsm_unpin_segment(handle);
 	dsm_detach(seg);
+	return copy;
+}
+
+/*
+ * The history writer: copy the row out of DSM, unpin it, connect as the
+ * extension owner, insert the row in a transaction of its own, exit.
+ */
+void
+sm_history_worker_main(Datum main_arg)
+{
+	SmHistoryShared *copy = sm_history_take_segment(main_arg, "history writer");
+	const char *f[SM_HISTORY_NFIELDS];
+	SmHistoryRow row;
 
 	for (int i = 0; i < SM_HISTORY_NFIELDS; i++)
 		f[i] = shared_field(copy, i);

@@ -53,4 +53,10 @@ extern char *sm_history_last_version(const char *secret_id, const char *role_nam
 /* Entry point of that worker. */
 extern PGDLLEXPORT void sm_history_worker_main(Datum main_arg);
 
+/*
+ * In a worker whose argument is a DSM handle: take the signals, copy the
+ * segment into TopMemoryContext, zero, unpin and detach the original.
+ */
+extern void *sm_history_take_segment(Datum main_arg, const char *what);
+
 #endif							/* SECRETSMGR_HISTORY_H */

@@ -353,29 +353,9 @@ undo_one(SmUndoWork *w, const SmUndoShared *s)
 void
 sm_undo_worker_main(Datum main_arg)
 {
-	dsm_handle	handle = DatumGetUInt32(main_arg);
-	dsm_segment *seg;
-	SmUndoShared *shared;
-	SmUndoShared *copy;
-	Size		len;
+	SmUndoShared *copy = sm_history_take_segment(main_arg, "stage undo");
 	const char *p;
 	const char *values[lengthof(client_settings)];
-
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	seg = dsm_attach(handle);
-	if (seg == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("secretsmgr stage undo could not map its shared memory segment")));
-	shared = dsm_segment_address(seg);
-	len = offsetof(SmUndoShared, data) + shared->datalen;
-	copy = MemoryContextAlloc(TopMemoryContext, len);
-	memcpy(copy, shared, len);
-	sm_secure_zero(shared->data, shared->datalen);
-	dsm_unpin_segment(handle);
-	dsm_detach(seg);
 
 	sm_runas_worker_connect(copy->dboid, copy->owner);
 
