@@ -77,6 +77,53 @@ SELECT secret_id, value IS NULL AS no_value, error
   FROM secretsmgr_get_secrets(ARRAY['iam/app', 'iam/alt']);
 \! test/emulator/smctl reset
 
+-- a secret the database only reads, and one it is about to bind, are named
+-- (by ARN, or by name with "-??????" for the suffix) in the third argument:
+-- without it both are denied; with exactly what it generates, both work,
+-- the reader's customer-managed key included, and after the binding the
+-- same call grants the new secret the managed actions
+\! test/emulator/smctl create iam/reader '{"username":"nobody","password":"Iam-Reader-Pw-5x"}' --kms-key-id arn:aws:kms:us-east-1:123456789012:key/9999aaaa-8888-bbbb-7777-cccc6666dddd
+\! test/emulator/smctl create iam/new '{"username":"regress_iam_new","password":"Iam-New-Initial-Pw-6"}'
+CREATE ROLE regress_iam_new LOGIN;
+\pset tuples_only on
+\pset format unaligned
+SELECT secretsmgr_iam_policy() \g |test/emulator/smctl iam-policy AKIDSECRETSMGRTEST -
+\pset tuples_only off
+\pset format aligned
+SELECT sm_error($$SELECT secretsmgr_get_secret('iam/reader')$$);
+SELECT sm_error($$SELECT secretsmgr_manage('iam/new', 'regress_iam_new')$$);
+\set reads 'ARRAY[''arn:aws:secretsmanager:us-east-1:123456789012:secret:iam/reader-??????'', ''arn:aws:secretsmanager:us-east-1:123456789012:secret:iam/new-??????'']'
+SELECT jsonb_pretty(jsonb_path_query_array(secretsmgr_iam_policy(secrets => :reads),
+         '$.Statement[*] ? (@.Sid like_regex "Read")'));
+\pset tuples_only on
+\pset format unaligned
+SELECT secretsmgr_iam_policy(secrets => :reads) \g |test/emulator/smctl iam-policy AKIDSECRETSMGRTEST -
+\pset tuples_only off
+\pset format aligned
+SELECT secretsmgr_get_secret('iam/reader') ? 'password' AS reader_read;
+SELECT secretsmgr_manage('iam/new', 'regress_iam_new');
+SELECT regexp_replace(sm_error($$SELECT secretsmgr_rotate('iam/new')$$), '(iam/new)-[A-Za-z0-9]{6}', '\1-XXXXXX') AS sm_error;
+-- regenerated after the binding: iam/new is managed now, by its exact ARN
+SELECT s ->> 'Sid' AS sid,
+       regexp_replace(s ->> 'Resource', '-[A-Za-z0-9]{6}"', '-XXXXXX"', 'g') AS resource
+  FROM jsonb_array_elements(secretsmgr_iam_policy(secrets => :reads) -> 'Statement') AS s
+ WHERE s ->> 'Sid' IN ('SecretsmgrManagedSecrets', 'SecretsmgrReadSecrets');
+\pset tuples_only on
+\pset format unaligned
+SELECT secretsmgr_iam_policy(secrets => :reads) \g |test/emulator/smctl iam-policy AKIDSECRETSMGRTEST -
+\pset tuples_only off
+\pset format aligned
+SELECT length(secretsmgr_rotate('iam/new')) > 0 AS rotated_new;
+SELECT sm_login('iam/new') AS new_logs_in;
+-- what the third argument refuses
+SELECT sm_error($$SELECT secretsmgr_iam_policy(secrets => ARRAY['iam/reader'])$$);
+SELECT sm_error($$SELECT secretsmgr_iam_policy(secrets => ARRAY['arn:aws:secretsmanager:us-east-1:123456789012:secret:iam/*'])$$);
+SELECT sm_error($$SELECT secretsmgr_iam_policy(secrets => ARRAY[NULL])$$);
+SELECT sm_error($$SELECT secretsmgr_iam_policy('lambda', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:ops/admin-AbC123', ARRAY['arn:aws:secretsmanager:us-east-1:123456789012:secret:iam/new-??????'])$$);
+\! test/emulator/smctl reset
+SELECT secretsmgr_unmanage('iam/new');
+DROP ROLE regress_iam_new;
+
 SELECT secretsmgr_unmanage('iam/app'), secretsmgr_unmanage('iam/alt');
 DELETE FROM secretsmgr_rotation_history WHERE secret_id LIKE 'iam/%';
 DROP ROLE regress_iam_app, regress_iam_alt, regress_iam_alt_clone;

@@ -108,7 +108,7 @@ AS 'MODULE_PATHNAME', 'secretsmgr_health'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE FUNCTION @extschema@.secretsmgr_iam_policy(purpose text DEFAULT 'database',
-	admin_secret text DEFAULT NULL)
+	admin_secret text DEFAULT NULL, secrets text[] DEFAULT NULL)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'secretsmgr_iam_policy'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
@@ -168,7 +168,7 @@ REVOKE ALL ON FUNCTION @extschema@.secretsmgr_cache_invalidate(text) FROM PUBLIC
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_stats() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_stats_reset() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_health() FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.secretsmgr_iam_policy(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.secretsmgr_iam_policy(text, text, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_manage(text, name, text, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_unmanage(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_verify(text, text) FROM PUBLIC;

@@ -92,7 +92,7 @@ GRANT EXECUTE ON FUNCTION secretsmgr_manage(text, name, text, interval),
                           secretsmgr_health(),
                           secretsmgr_stats(),
                           secretsmgr_stats_reset(),
-                          secretsmgr_iam_policy(text, text)
+                          secretsmgr_iam_policy(text, text, text[])
     TO regress_dba;
 GRANT SELECT ON secretsmgr_managed, secretsmgr_rotation_history TO regress_dba;
 -- sm_dba_admin: from PostgreSQL 16 CREATEROLE changes only the roles it

@@ -24,10 +24,12 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -235,6 +237,56 @@ full_secret_arn(const char *arn)
 }
 
 /*
+ * Is arn the ARN of one secret, either full or with "-??????" for its
+ * suffix, the pattern AWS documents for naming a secret by its name?
+ * (*pattern says which.)
+ */
+static bool
+secret_arn_or_pattern(const char *arn, bool *pattern)
+{
+	size_t		len = strlen(arn);
+	char	   *copy;
+	bool		ok;
+
+	*pattern = len > 7 && strcmp(arn + len - 7, "-??????") == 0;
+	if (!*pattern)
+		return full_secret_arn(arn);
+	copy = pstrdup(arn);
+	memset(copy + len - 6, 'a', 6);
+	ok = full_secret_arn(copy);
+	pfree(copy);
+	return ok;
+}
+
+/*
+ * Does the ARN or "-??????" pattern given name the secret whose full ARN is
+ * arn?
+ */
+static bool
+names_secret(const char *given, const char *arn)
+{
+	size_t		len = strlen(given);
+	bool		pattern;
+
+	if (!secret_arn_or_pattern(given, &pattern) || !pattern)
+		return strcmp(given, arn) == 0;
+	return strlen(arn) == len && strncmp(given, arn, len - 6) == 0;
+}
+
+/* Add s to the array of strings arr unless it is there. */
+static void
+append_unique(json_t *arr, const char *s)
+{
+	size_t		i;
+	json_t	   *v;
+
+	json_array_foreach(arr, i, v)
+		if (strcmp(json_string_value(v), s) == 0)
+			return;
+	json_array_append_new(arr, json_string(s));
+}
+
+/*
  * Build the IAM policy document for purpose ("database" or "lambda") from
  * sm_operations[]: the secret-scoped actions on the exact ARNs of the
  * managed secrets, the others on "*", the KMS actions on their
@@ -242,7 +294,7 @@ full_secret_arn(const char *arn)
  * and for the Lambda GetSecretValue on the administrator secret.
  */
 static json_t *
-build_policy(const char *purpose, const char *admin_arn, List *rows)
+build_policy(const char *purpose, const char *admin_arn, List *rows, List *reads)
 {
 	bool		lambda = strcmp(purpose, "lambda") == 0;
 	int			need = lambda ? SM_NEED_LAMBDA : SM_NEED_DATABASE;
@@ -251,6 +303,7 @@ build_policy(const char *purpose, const char *admin_arn, List *rows)
 	json_t	   *arns = json_array();
 	json_t	   *keys = json_array();
 	json_t	   *unscoped = operation_actions(need, false);
+	json_t	   *read_arns = json_array();
 	ListCell   *lc;
 
 	foreach(lc, rows)
@@ -275,6 +328,18 @@ build_policy(const char *purpose, const char *admin_arn, List *rows)
 				json_array_append_new(keys, json_string(key));
 		}
 	}
+	foreach(lc, reads)
+	{
+		const char *given = lfirst(lc);
+		size_t		i;
+		json_t	   *v;
+		bool		managed = false;
+
+		json_array_foreach(arns, i, v)
+			managed = managed || names_secret(given, json_string_value(v));
+		if (!managed)
+			append_unique(read_arns, given);
+	}
 
 	json_object_set_new(doc, "Version", json_string("2012-10-17"));
 	if (json_array_size(arns) > 0)
@@ -282,6 +347,10 @@ build_policy(const char *purpose, const char *admin_arn, List *rows)
 												  "SecretsmgrManagedSecrets",
 												  operation_actions(need, true),
 												  json_deep_copy(arns)));
+	if (json_array_size(read_arns) > 0)
+		json_array_append_new(stmts, statement_of("SecretsmgrReadSecrets",
+												  operation_actions(SM_NEED_READ, true),
+												  json_deep_copy(read_arns)));
 	if (json_array_size(unscoped) > 0)
 		json_array_append_new(stmts, statement_of(lambda ? "SecretsmgrGeneratePasswords" :
 												  "SecretsmgrNotResourceScoped",
@@ -308,20 +377,84 @@ build_policy(const char *purpose, const char *admin_arn, List *rows)
 		json_object_set_new(st, "Condition", cond);
 		json_array_append_new(stmts, st);
 	}
+	if (json_array_size(read_arns) > 0)
+	{
+		/*
+		 * Which key encrypts a secret not yet described is not known: allow
+		 * its decryption through Secrets Manager for these secrets only.
+		 */
+		json_t	   *st = statement_of("SecretsmgrDecryptReadSecrets",
+									  operation_kms_actions(SM_NEED_READ),
+									  json_string("*"));
+
+		json_object_set_new(st, "Condition",
+							json_pack("{s:{s:s}, s:{s:O}}",
+									  "StringEquals", "kms:ViaService",
+									  psprintf("secretsmanager.%s.amazonaws.com", sm_region_get()),
+									  "StringLike", "kms:EncryptionContext:SecretARN",
+									  read_arns));
+		json_array_append_new(stmts, st);
+	}
 	json_object_set_new(doc, "Statement", stmts);
 	json_decref(arns);
 	json_decref(keys);
 	json_decref(unscoped);
+	json_decref(read_arns);
 	return doc;
+}
+
+/*
+ * The secrets argument of secretsmgr_iam_policy: ARNs (full, or with
+ * "-??????" for the suffix) of secrets the database reads without managing
+ * them, or is about to bind.  Refused for the Lambda, whose secrets are the
+ * managed ones.
+ */
+static List *
+policy_read_secrets(ArrayType *arr, const char *purpose)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	List	   *result = NIL;
+
+	if (strcmp(purpose, "database") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("only the \"database\" policy takes secrets to read"),
+				 errdetail("The rotation Lambda reads and writes only managed secrets and its administrator secret."),
+				 errhint("Call secretsmgr_iam_policy('lambda', admin_secret) without a third argument.")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *given;
+		bool		pattern;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("the secrets to read must not contain NULL"),
+					 errdetail("Element %d of the array is NULL.", i + 1),
+					 errhint("Name each secret by its ARN.")));
+		given = TextDatumGetCString(elems[i]);
+		if (!secret_arn_or_pattern(given, &pattern))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a secret to read must be named by its ARN"),
+					 errdetail("Element %d is not arn:aws:secretsmanager:<region>:<account>:secret:<name>-XXXXXX, nor that ARN with \"-??????\" for its six-character suffix.", i + 1),
+					 errhint("Copy the ARN from the console or DescribeSecret, or write arn:aws:secretsmanager:<region>:<account>:secret:<name>-?????? for a secret known by its name.")));
+		result = lappend(result, given);
+	}
+	return result;
 }
 
 PG_FUNCTION_INFO_V1(secretsmgr_iam_policy);
 
 /*
  * secretsmgr_iam_policy(purpose DEFAULT 'database', admin_secret DEFAULT
- * NULL) -> jsonb: the least-privilege policy the database host ("database")
- * or the rotation Lambda ("lambda", which also reads admin_secret) needs for
- * the managed secrets, with exact ARNs.
+ * NULL, secrets DEFAULT NULL) -> jsonb: the least-privilege policy the
+ * database host ("database") or the rotation Lambda ("lambda", which also
+ * reads admin_secret) needs for the managed secrets, with exact ARNs; for
+ * the database, also reading (and binding) the secrets named.
  */
 Datum
 secretsmgr_iam_policy(PG_FUNCTION_ARGS)
@@ -329,6 +462,7 @@ secretsmgr_iam_policy(PG_FUNCTION_ARGS)
 	char	   *purpose = PG_ARGISNULL(0) ? "database" : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *admin_arn = PG_NARGS() > 1 && !PG_ARGISNULL(1) ?
 		text_to_cstring(PG_GETARG_TEXT_PP(1)) : NULL;
+	List	   *reads = NIL;
 	json_t	   *doc;
 	char	   *dump;
 	char	   *text;
@@ -357,7 +491,10 @@ secretsmgr_iam_policy(PG_FUNCTION_ARGS)
 				 errdetail("The policy grants exactly one secret: an ARN with its six-character suffix and no wildcards."),
 				 errhint("Copy the ARN from DescribeSecret or the console: arn:aws:secretsmanager:<region>:<account>:secret:<name>-XXXXXX.")));
 
-	doc = build_policy(purpose, admin_arn, managed_rows());
+	if (PG_NARGS() > 2 && !PG_ARGISNULL(2))
+		reads = policy_read_secrets(PG_GETARG_ARRAYTYPE_P(2), purpose);
+
+	doc = build_policy(purpose, admin_arn, managed_rows(), reads);
 	dump = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(doc);
 	if (dump == NULL)

@@ -339,8 +339,8 @@ backoff_ms(int attempt)
  * GetSecretValue on each secret it returns.
  */
 const SmOperation sm_operations[] = {
-	{"DescribeSecret", SM_NEED_DATABASE | SM_NEED_LAMBDA, true, NULL},
-	{"GetSecretValue", SM_NEED_DATABASE | SM_NEED_LAMBDA, true, "kms:Decrypt"},
+	{"DescribeSecret", SM_NEED_DATABASE | SM_NEED_LAMBDA | SM_NEED_READ, true, NULL},
+	{"GetSecretValue", SM_NEED_DATABASE | SM_NEED_LAMBDA | SM_NEED_READ, true, "kms:Decrypt"},
 	{"PutSecretValue", SM_NEED_DATABASE | SM_NEED_LAMBDA, true, "kms:GenerateDataKey"},
 	{"UpdateSecretVersionStage", SM_NEED_DATABASE | SM_NEED_LAMBDA, true, NULL},
 	{"ListSecretVersionIds", SM_NEED_DATABASE, true, NULL},

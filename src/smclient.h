@@ -51,6 +51,8 @@ typedef struct SmSecretValue
 /* Who calls an operation: the database host's principal, the rotation Lambda. */
 #define SM_NEED_DATABASE	0x01
 #define SM_NEED_LAMBDA		0x02
+#define SM_NEED_READ		0x04	/* reading or binding a secret not yet
+									 * managed */
 
 /*
  * One Secrets Manager operation: who needs it, whether IAM scopes it to the

@@ -26,6 +26,15 @@ Directives, in HTML comments (invisible when rendered):
                                           for pages that assume the grants
   <!-- docs-test: setup SQL -->           run (hidden, as superuser) before
                                           the page's blocks
+  <!-- docs-test: iam-policy SQL -->      the page's policy query, for pages
+                                          that assume the policy was attached
+                                          (default: secretsmgr_iam_policy())
+  <!-- docs-test: iam-policy -->          the next block is the page's policy
+                                          query: what it returns is attached
+                                          to the test key, and again after
+                                          every later block (the page tells
+                                          the reader to re-attach it after a
+                                          binding)
   <!-- docs-test: as ROLE -->             the next block runs logged in as ROLE
                                           ("superuser": the bootstrap superuser);
                                           every block must name one
@@ -53,12 +62,13 @@ SUPERUSER = os.environ.get("PGUSER", "postgres")
 REGION = "eu-west-1"
 PERSONAS_PAGE = os.path.join("docs", "security.md")
 
-# The emulator enforcing an IAM policy per access key: when on, after every
-# block the test key holds exactly what secretsmgr_iam_policy() generates
-# for the bindings made so far (see sync_iam_policy).
-IAM_ENFORCED = False
+# The emulator enforces an IAM policy on the test key, as IAM does: once the
+# extension exists, after every block the key holds exactly what the page's
+# policy query returns (see sync_iam_policy), so every example runs with the
+# policy secretsmgr_iam_policy() generates and nothing more.
+DEFAULT_POLICY_SQL = "SELECT secretsmgr_iam_policy('database')"
 
-FIXTURE_KINDS = ("secret ", "role ", "setup ", "grant ")
+FIXTURE_KINDS = ("secret ", "role ", "setup ", "grant ", "iam-policy ")
 
 
 def psql(sql, db="postgres", expect_ok=True, user=None, password=None, verbose=True):
@@ -182,17 +192,16 @@ def configure_region():
     time.sleep(0.3)
 
 
-def sync_iam_policy(db):
-    """With IAM_ENFORCED, attach secretsmgr_iam_policy() to the test key."""
-    if not IAM_ENFORCED:
-        return
+def sync_iam_policy(db, policy_sql):
+    """Attach what policy_sql returns to the test key, once the extension
+    exists (before, the key holds no policy and nothing calls AWS)."""
     installed = psql("\\pset tuples_only on\n"
                      "SELECT 1 FROM pg_extension WHERE extname = 'secretsmgr';",
                      db=db).stdout.strip()
     if not installed:
         return
-    policy = psql("\\pset tuples_only on\n\\pset format unaligned\n"
-                  "SELECT secretsmgr_iam_policy('database');", db=db).stdout.strip()
+    policy = psql("\\pset tuples_only on\n\\pset format unaligned\n%s;"
+                  % policy_sql.strip().rstrip(";"), db=db).stdout.strip()
     smctl("iam-policy", os.environ["SM_TEST_ACCESS_KEY"], policy)
 
 
@@ -247,6 +256,7 @@ def run_page(rel, personas):
     before = roles()
     db = "docs_" + re.sub(r"[^a-z0-9]", "_", rel.lower())
     known = {}
+    policy_sql = DEFAULT_POLICY_SQL
     psql("DROP DATABASE IF EXISTS %s; CREATE DATABASE %s;" % (db, db))
     try:
         set_up(fixtures)
@@ -261,7 +271,9 @@ def run_page(rel, personas):
                 psql(personas[d[len("grant "):]].sql, db=db)
             elif d.startswith("setup "):
                 psql(d[len("setup "):] + ";", db=db)
-        sync_iam_policy(db)
+            elif d.startswith("iam-policy "):
+                policy_sql = d[len("iam-policy "):]
+        sync_iam_policy(db, policy_sql)
         for b in blocks:
             where = "%s:%d" % (rel, b.line)
             if b.directive("skip") is not None:
@@ -296,7 +308,14 @@ def run_page(rel, personas):
                                              ", fails with %s as documented" % want if want else "",
                                              ", output as shown" if b.output is not None else ""))
                 passed += 1
-            sync_iam_policy(db)
+            if b.directive("iam-policy") is not None:
+                policy_sql = b.sql
+            try:
+                sync_iam_policy(db, policy_sql)
+            except (RuntimeError, subprocess.CalledProcessError) as e:
+                print("not ok %s: the page's IAM policy could not be attached: %s"
+                      % (where, str(e)[:600]))
+                failed += 1
     finally:
         tear_down(db, before)
     return passed, failed, skipped
