@@ -9,10 +9,11 @@ OBJS = $(SRCS:.c=.o)
 DATA = $(wildcard sql/secretsmgr--*.sql)
 PGFILEDESC = "secretsmgr - AWS Secrets Manager credentials and rotation"
 
-# pg_regress inputs are sql/<test>.sql (the install scripts sql/secretsmgr--*.sql are not tests)
-# setup.sql runs first (shared test helpers), the rest in name order.
-REGRESS = setup $(sort $(filter-out setup secretsmgr--%,$(basename $(notdir $(wildcard sql/*.sql)))))
-REGRESS_OPTS = --load-extension=secretsmgr
+# pg_regress: inputs test/sql/<test>.sql, outputs test/expected/<test>.out
+# (alternatives <test>_1.out ...); setup.sql runs first (shared test
+# helpers), the rest in name order.
+REGRESS = setup $(sort $(filter-out setup,$(patsubst test/sql/%.sql,%,$(wildcard test/sql/*.sql))))
+REGRESS_OPTS = --inputdir=test --load-extension=secretsmgr
 
 PG_CPPFLAGS = -I$(srcdir)/src -DSECRETSMGR_VERSION=\"$(EXTVERSION)\"
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
