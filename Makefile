@@ -47,9 +47,13 @@ installcheck: export SM_TEST_ROOT ?= $(abspath $(srcdir)/test)
 print-enable-tap-tests:
 	@echo '$(enable_tap_tests)'
 
-.PHONY: test demo unit bench test-matrix
+.PHONY: test demo unit bench test-matrix docs-figures
 test:
 	test/run
+# the generated figures of docs/reliability.md and docs/benchmarks.md: the
+# only step that writes docs/ (test/docs/write-figures); tests only compare
+docs-figures:
+	test/docs/write-figures
 # unit, pg_regress and TAP on each major built from Debian's source package
 # (test/pg/matrix; the server of PG_CONFIG is the old side of pg_upgrade)
 PG_MATRIX ?= postgresql-18
