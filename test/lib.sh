@@ -68,8 +68,10 @@ sm_copy_tree() {
 	base=$(dirname "$PGBIN")
 	share=$("$PG_CONFIG" --sharedir)
 	inc=$("$PG_CONFIG" --includedir-server)
-	mkdir -p "$dir$(dirname "$base")" "$dir$(dirname "$share")" || return 1
+	# base first: in a source-built tree share/ lies inside it
+	mkdir -p "$dir$(dirname "$base")" || return 1
 	[ -d "$dir$base" ] || cp -a "$base" "$dir$(dirname "$base")/" || return 1
+	mkdir -p "$dir$(dirname "$share")" || return 1
 	[ -d "$dir$share" ] || cp -a "$share" "$dir$(dirname "$share")/" || return 1
 	if [ ! -e "$dir$inc" ]; then
 		mkdir -p "$(dirname "$dir$inc")" && ln -s "$inc" "$dir$inc" || return 1
