@@ -9,10 +9,19 @@ OBJS = $(SRCS:.c=.o)
 DATA = $(wildcard sql/secretsmgr--*.sql)
 PGFILEDESC = "secretsmgr - AWS Secrets Manager credentials and rotation"
 
-# pg_regress inputs are sql/<test>.sql (the install scripts sql/secretsmgr--*.sql are not tests)
-# setup.sql runs first (shared test helpers), the rest in name order.
-REGRESS = setup $(sort $(filter-out setup secretsmgr--%,$(basename $(notdir $(wildcard sql/*.sql)))))
-REGRESS_OPTS = --load-extension=secretsmgr
+# pg_regress: inputs test/sql/<test>.sql, outputs test/expected/<test>.out
+# (alternatives <test>_1.out ...); setup.sql runs first (shared test
+# helpers), the rest in name order.
+REGRESS = setup $(sort $(filter-out setup,$(patsubst test/sql/%.sql,%,$(wildcard test/sql/*.sql))))
+REGRESS_OPTS = --inputdir=test --load-extension=secretsmgr
+
+# TAP suites test/t/*.pl (PostgreSQL::Test::Cluster, test/perl/SmTest.pm):
+# `make installcheck` runs them after pg_regress through PGXS's
+# prove_installcheck (PROVE_TESTS="test/t/010_cancel.pl ..." limits them;
+# REGRESS= skips pg_regress, TAP_TESTS= the TAP suites).  Each starts its own
+# clusters and emulator; test/run starts them as the postgres user.
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 
 PG_CPPFLAGS = -I$(srcdir)/src -DSECRETSMGR_VERSION=\"$(EXTVERSION)\"
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
@@ -27,9 +36,24 @@ include $(PGXS)
 # every object depends on every header of the module (PGXS tracks none)
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: test demo unit bench test-matrix
+# prove runs in the source directory; SmTest.pm is found there, and the
+# suites find the emulator through SM_TEST_ROOT (test/run sets its own)
+PG_PROVE_FLAGS += -I test/perl
+installcheck: export SM_TEST_ROOT ?= $(abspath $(srcdir)/test)
+
+# test/run: does this server's PGXS run TAP suites (configured with
+# --enable-tap-tests)?
+.PHONY: print-enable-tap-tests
+print-enable-tap-tests:
+	@echo '$(enable_tap_tests)'
+
+.PHONY: test demo unit bench test-matrix docs-figures
 test:
 	test/run
+# the generated figures of docs/reliability.md and docs/benchmarks.md: the
+# only step that writes docs/ (test/docs/write-figures); tests only compare
+docs-figures:
+	test/docs/write-figures
 # unit, pg_regress and TAP on each major built from Debian's source package
 # (test/pg/matrix; the server of PG_CONFIG is the old side of pg_upgrade)
 PG_MATRIX ?= postgresql-18

@@ -10,9 +10,14 @@
 # another server (a private copy of the tree, or a source-built major).
 PG_CONFIG=${PG_CONFIG:-pg_config}
 export PG_CONFIG
-PGBIN=$("$PG_CONFIG" --bindir)
-PGXS_DIR=$(dirname "$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")")
-PG_MAJOR=$("$PG_CONFIG" --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
+# sm_pg_paths: PGBIN, PGXS_DIR and PG_MAJOR of $PG_CONFIG (again once
+# sm_packages has installed it on a fresh machine)
+sm_pg_paths() {
+	PGBIN=$("$PG_CONFIG" --bindir 2>/dev/null)
+	PGXS_DIR=$(dirname "$(dirname "$(dirname "$("$PG_CONFIG" --pgxs 2>/dev/null)")")")
+	PG_MAJOR=$("$PG_CONFIG" --version 2>/dev/null | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
+}
+sm_pg_paths
 SM_TEST_ACCESS_KEY=AKIDSECRETSMGRTEST
 SM_TEST_SECRET_KEY='TESTSECRETKEY/secretsmgr+EXAMPLE'
 export SM_TEST_ACCESS_KEY SM_TEST_SECRET_KEY
@@ -34,7 +39,8 @@ sm_packages() {
 	fi
 	echo "== installing:$missing"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >/dev/null && apt-get install -y -qq $missing >/dev/null
+	apt-get update -qq >/dev/null && apt-get install -y -qq $missing >/dev/null || return 1
+	sm_pg_paths
 }
 
 # sm_build: build and install for $PG_CONFIG; the compiler's output is kept in
@@ -62,8 +68,10 @@ sm_copy_tree() {
 	base=$(dirname "$PGBIN")
 	share=$("$PG_CONFIG" --sharedir)
 	inc=$("$PG_CONFIG" --includedir-server)
-	mkdir -p "$dir$(dirname "$base")" "$dir$(dirname "$share")" || return 1
+	# base first: in a source-built tree share/ lies inside it
+	mkdir -p "$dir$(dirname "$base")" || return 1
 	[ -d "$dir$base" ] || cp -a "$base" "$dir$(dirname "$base")/" || return 1
+	mkdir -p "$dir$(dirname "$share")" || return 1
 	[ -d "$dir$share" ] || cp -a "$share" "$dir$(dirname "$share")/" || return 1
 	if [ ! -e "$dir$inc" ]; then
 		mkdir -p "$(dirname "$dir$inc")" && ln -s "$inc" "$dir$inc" || return 1
@@ -76,10 +84,13 @@ AS_PG() {
 	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# sm_workdir: $WORK holds a copy of what the suites read (Makefile, control
+# file, docs/, test/), so the TAP suites run there through `make
+# installcheck` as the postgres user and write nothing into the source tree.
 sm_workdir() {
 	WORK=$(mktemp -d /tmp/secretsmgr.XXXXXX)
 	chmod 755 "$WORK"
-	cp -r test "$WORK/test"
+	cp -r test docs Makefile secretsmgr.control "$WORK/"
 	[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$WORK"
 	trap sm_cleanup EXIT
 }

@@ -304,8 +304,10 @@ class ProbeCount:
     with a perf uprobe (perf stat -e probe_postgres:<func> -p <pid>).
     Optional: stop() returns None when perf or uprobes are not there."""
 
-    BIN = os.environ.get("SM_BENCH_POSTGRES",
-                         "/usr/lib/postgresql/15/bin/postgres")
+    BIN = os.environ.get("SM_BENCH_POSTGRES") or os.path.join(
+        subprocess.run([os.environ.get("PG_CONFIG", "pg_config"), "--bindir"],
+                       capture_output=True, text=True).stdout.strip(),
+        "postgres")
 
     def __init__(self, func):
         self.func = func
@@ -1440,7 +1442,8 @@ def write_doc(path, command, started, elapsed, mach, vers):
     lines = [
         "# Benchmarks",
         "",
-        "Written by `test/bench/run` on every run; do not edit by hand.",
+        "Written by `make docs-figures` from a `make bench` run; do not "
+        "edit by hand.",
         "Every figure below comes from one run, measured side by side "
         "against the same local emulator (`test/emulator/smemu.py`) and "
         "the same throwaway PostgreSQL cluster, so compare within the "
@@ -1531,7 +1534,7 @@ def main():
         print("- " + n)
     write_doc(a.doc, a.command,
               started.strftime("%Y-%m-%d %H:%M UTC"), elapsed, mach, vers)
-    print("\nwritten to %s" % os.path.relpath(a.doc, ROOT))
+    print("\nwritten to %s" % a.doc)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import hmac
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -1186,6 +1187,35 @@ class TestSmctl(Base):
         self.assertIn("not JSON", r.stderr)
         self.smctl("iam-policy", AKID, "--detach")
         self.c.get_secret_value(SecretId="p1")
+
+
+class TestLayout(unittest.TestCase):
+    """The package emu/ is layered one way: each module imports only the
+    modules listed before it in emu/__init__.py, and smemu.py only the
+    package."""
+
+    def test_one_way_imports(self):
+        pkg = os.path.join(HERE, "emu")
+        with open(os.path.join(pkg, "__init__.py")) as f:
+            doc = f.read()
+        order = re.findall(r"^  (\w+) ", doc, re.M)
+        on_disk = sorted(n[:-3] for n in os.listdir(pkg)
+                         if n.endswith(".py") and n != "__init__.py")
+        self.assertEqual(sorted(order), on_disk,
+                         "emu/__init__.py lists every module once")
+        for i, mod in enumerate(order):
+            with open(os.path.join(pkg, mod + ".py")) as f:
+                used = re.findall(r"^from \.(\w+) import", f.read(), re.M)
+            for dep in used:
+                self.assertIn(dep, order[:i],
+                              "emu/%s.py imports emu/%s.py, listed after it"
+                              % (mod, dep))
+
+    def test_entry_point_is_thin(self):
+        with open(SMEMU) as f:
+            src = f.read()
+        self.assertIn("from emu.server import main", src)
+        self.assertNotIn("class ", src)
 
 
 if __name__ == "__main__":

@@ -342,15 +342,12 @@ sub backend_running
 		  . "AND state = 'active' AND strpos(query, '$text') > 0 LIMIT 1");
 }
 
-# The source tree's docs/reliability.md (for SM_WRITE_DOCS): SM_WRITE_DOCS
-# itself when it names a file, else docs/reliability.md of the first of
-# SM_SOURCE_ROOT, the parent of the test directory and OLDPWD (test/run
-# starts prove from the source tree) that holds secretsmgr.control.
+# The documentation page the suites' figures belong to: docs/reliability.md
+# of the first of SM_SOURCE_ROOT and the parent of the test directory that
+# holds secretsmgr.control (test/run copies docs/ into its work directory).
 sub docs_file
 {
-	my $w = $ENV{SM_WRITE_DOCS} // '';
-	return $w if $w ne '' && $w ne '1';
-	foreach my $d ($ENV{SM_SOURCE_ROOT}, test_root() . '/..', $ENV{OLDPWD})
+	foreach my $d ($ENV{SM_SOURCE_ROOT}, test_root() . '/..')
 	{
 		return File::Spec->rel2abs("$d/docs/reliability.md")
 		  if defined $d && -f "$d/secretsmgr.control";
@@ -358,23 +355,54 @@ sub docs_file
 	return undef;
 }
 
-# With SM_WRITE_DOCS set, replace the text between
-# "<!-- BEGIN generated: $section -->" and "<!-- END generated: $section -->"
-# in docs/reliability.md by $text.  Dies if the file or its markers are
-# missing, or it cannot be written.
-sub write_doc_section
+# The tables of a Markdown text, reduced to what does not vary from run to
+# run: each header row whole and each body row's first cell, with every
+# number replaced by N (figures, timings and counts are left out).
+sub table_shape
+{
+	my ($text) = @_;
+	my @lines = grep { /^\|/ } split(/\n/, $text);
+	my @shape;
+	for my $i (0 .. $#lines)
+	{
+		next if $lines[$i] =~ /^\|[-| :]+\|$/;
+		my $header = $i < $#lines && $lines[ $i + 1 ] =~ /^\|[-| :]+\|$/;
+		my $row = $lines[$i];
+		$row = $1 if !$header && $row =~ /^(\|[^|]*\|)/;
+		$row =~ s/\d+(\.\d+)?/N/g;
+		push @shape, $row;
+	}
+	return join("\n", @shape);
+}
+
+# A suite's figures for the "generated: $section" part of
+# docs/reliability.md.  A test never writes the documentation: with
+# SM_FIGURES_DIR set, $text goes to $SM_FIGURES_DIR/$section.md, and
+# `make docs-figures` puts it into the page.  Always compares (two
+# assertions): the page has the section, and the section's tables have the
+# columns and rows of this run's (table_shape).  Returns 1 when written.
+sub record_figures
 {
 	my ($section, $text) = @_;
-	return 0 unless $ENV{SM_WRITE_DOCS};
-	my $file = docs_file() or die "SM_WRITE_DOCS: docs/reliability.md not found\n";
-	my $doc = PostgreSQL::Test::Utils::slurp_file($file);
+	my $file = docs_file();
 	my $begin = "<!-- BEGIN generated: $section -->";
 	my $end = "<!-- END generated: $section -->";
-	$doc =~ s/\Q$begin\E.*?\Q$end\E/$begin\n$text\n$end/s
-	  or die "SM_WRITE_DOCS: no \"$begin\" ... \"$end\" in $file\n";
-	open(my $fh, '>', $file) or die "SM_WRITE_DOCS: cannot write $file: $!\n";
-	print $fh $doc;
-	close($fh) or die "SM_WRITE_DOCS: cannot write $file: $!\n";
+	my $recorded;
+	if (defined $file)
+	{
+		my $doc = PostgreSQL::Test::Utils::slurp_file($file);
+		$recorded = $1 if $doc =~ /\Q$begin\E\n(.*?)\Q$end\E/s;
+	}
+	ok(defined $recorded, "docs/reliability.md has the generated section \"$section\"");
+	is(table_shape($recorded // ''), table_shape($text),
+		"docs/reliability.md records the tables of \"$section\" with this run's columns and rows"
+		  . " (make docs-figures writes them)");
+	my $dir = $ENV{SM_FIGURES_DIR};
+	return 0 unless $dir;
+	my $out = "$dir/$section.md";
+	open(my $fh, '>', $out) or die "SM_FIGURES_DIR: cannot write $out: $!\n";
+	print $fh "$text\n";
+	close($fh) or die "SM_FIGURES_DIR: cannot write $out: $!\n";
 	return 1;
 }
 

@@ -392,8 +392,8 @@ foreach my $st ('single', 'alternating')
 }
 push @md, '', sprintf('Run time %.0f s.', time() - $t_start);
 diag("concurrency:\n" . join("\n", @md));
-diag('docs/reliability.md: concurrency figures written')
-  if SmTest::write_doc_section('concurrency', join("\n", @md));
+diag("concurrency figures written to $ENV{SM_FIGURES_DIR}")
+  if SmTest::record_figures('concurrency', join("\n", @md));
 
 $node->stop;
 done_testing();

@@ -512,7 +512,7 @@ my @md = (
 		sort keys %places),
 	'',
 	sprintf('Run time %.0f s.', time() - $t_start));
-diag('docs/reliability.md: leak audit written') if SmTest::write_doc_section('leak-audit', join("\n", @md));
+diag("leak audit written to $ENV{SM_FIGURES_DIR}") if SmTest::record_figures('leak-audit', join("\n", @md));
 
 $node->stop;
 done_testing();
