@@ -9,6 +9,8 @@
  *	   session_token (superuser-only, may change per session);
  *	2. the server's environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
  *	   AWS_SESSION_TOKEN;
+ *	2a. web identity: AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (sts.c),
+ *	   where the Java and Go SDKs put it;
  *	3. the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, else
  *	   ~/.aws/credentials of the server's OS user), profile secretsmgr.profile,
  *	   else AWS_PROFILE, else "default";
@@ -16,6 +18,9 @@
  *	   AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI is set;
  *	5. the EC2 instance metadata service (IMDSv2), unless
  *	   AWS_EC2_METADATA_DISABLED is "true".
+ *
+ * When secretsmgr.role_arn is set, that role is assumed (AssumeRole, sts.c)
+ * with whatever the chain produced.
  *
  * Static credentials (1-3) are read on every call, since a setting may change
  * at any time; the parsed shared file is kept while its path, profile, inode,
@@ -67,6 +72,7 @@
 #include "http.h"
 #include "parse.h"
 #include "secretsmgr.h"
+#include "sts.h"
 
 /* Largest shared credentials file read. */
 #define SM_CRED_FILE_MAX		(1024 * 1024)
@@ -1108,14 +1114,15 @@ temporary_credentials(const char *source, SmCredentials *out,
 }
 
 /*
- * Resolve credentials through the chain; see credentials.h.  The copies are
- * secret buffers of CurrentMemoryContext.
+ * Resolve credentials through the chain.  The copies are secret buffers of
+ * CurrentMemoryContext.
  */
-void
-sm_credentials_get(SmCredentials *out)
+static void
+chain_credentials(SmCredentials *out)
 {
 	StringInfoData tried;
 	SmFetchFailure f;
+	SmWebIdentity wi;
 
 	memset(out, 0, sizeof(*out));
 	memset(&f, 0, sizeof(f));
@@ -1124,6 +1131,11 @@ sm_credentials_get(SmCredentials *out)
 		return;
 	if (from_environment(out))
 		return;
+	if (sm_sts_web_identity_from_env(&wi))
+	{
+		sm_sts_web_identity(&wi, out);
+		return;
+	}
 
 	initStringInfo(&tried);
 	appendStringInfoString(&tried, "Neither \"secretsmgr.access_key_id\" nor AWS_ACCESS_KEY_ID is set.");
@@ -1161,6 +1173,25 @@ sm_credentials_get(SmCredentials *out)
 }
 
 /*
+ * Resolve credentials; see credentials.h.  With secretsmgr.role_arn set, the
+ * chain's credentials only serve to assume that role.
+ */
+void
+sm_credentials_get(SmCredentials *out)
+{
+	SmCredentials base;
+
+	if (!sm_sts_assume_role_configured())
+	{
+		chain_credentials(out);
+		return;
+	}
+	chain_credentials(&base);
+	sm_sts_assume_role(&base, out);
+	sm_credentials_free(&base);
+}
+
+/*
  * Zero the strings of a copy.  They are secret buffers of the caller's
  * context, released (and zeroed again) with it: freeing them by hand would
  * leave their reset callbacks pointing at freed memory.
@@ -1191,6 +1222,7 @@ sm_credentials_invalidate(void)
 {
 	temp_cache_clear();
 	file_cache_clear();
+	sm_sts_invalidate();
 }
 
 /*
@@ -1211,6 +1243,8 @@ sm_credentials_source(void)
 		return SRC_SETTINGS;
 	if (env_get("AWS_ACCESS_KEY_ID") || env_get("AWS_SECRET_ACCESS_KEY"))
 		return SRC_ENVIRONMENT;
+	if (env_get("AWS_WEB_IDENTITY_TOKEN_FILE"))
+		return "web identity";
 
 	profile = shared_file_profile(&named_by);
 	path = shared_file_path();

@@ -35,6 +35,8 @@ from botocore.auth import SigV4Auth, SIGNED_HEADERS_BLACKLIST
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+import sts
+
 ACCOUNT_ID = "123456789012"
 SERVICE = "secretsmanager"
 ROLE_NAME = "secretsmgr-test-role"
@@ -757,6 +759,7 @@ class Emulator:
             with open(path) as f:
                 self.iam.attach(akid, json.load(f))
         self.dialects = set(args.dialect)    # see DIALECTS
+        self.sts = sts.Sts(self)
         self.reset_counters()
         self.log_lock = threading.Lock()
         self.log_file = open(args.log, "a", buffering=1) if args.log else None
@@ -1678,6 +1681,7 @@ def verify_signature(emu, handler, body):
             "The request signature we calculated does not match the "
             "signature you provided. Check your AWS Secret Access Key and "
             "signing method. Consult the service documentation for details.")
+    emu.sts.note_signer(akid)
     return IamPolicies.TEMPORARY if temp is not None else akid
 
 
@@ -1775,8 +1779,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send(400, "bad request body", "text/plain")
             return
         try:
-            if path.startswith("/_admin/"):
+            if path.startswith("/_admin/sts"):
+                self.emu.sts.handle_admin(self, path, body)
+            elif path.startswith("/_admin/"):
                 self.handle_admin(path, body, start)
+            elif sts.is_sts_request(self, path, body):
+                self.emu.sts.handle(self, body, start)
             elif path.startswith("/ecs/"):
                 self.handle_ecs(path, start)
             elif path.startswith("/latest/"):
