@@ -22,7 +22,9 @@
  *
  *-------------------------------------------------------------------------
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE				/* memmem */
+#endif
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>

@@ -106,7 +106,8 @@ typedef struct SmStsEndpoint
 
 static MemoryContext sts_context = NULL;
 static SmStsCache webid_cache;
-static SmStsCache assume_cache;
+static SmStsCache assume_cache;	/* secretsmgr.role_arn */
+static SmStsCache profile_cache;	/* a profile's role_arn */
 
 /* Is s set to something? */
 static inline bool
@@ -373,6 +374,7 @@ sm_sts_invalidate(void)
 {
 	cache_clear(&webid_cache);
 	cache_clear(&assume_cache);
+	cache_clear(&profile_cache);
 }
 
 /* When to ask again for credentials expiring at exp (as credentials.c). */
@@ -971,10 +973,20 @@ sm_sts_assume_role_configured(void)
 void
 sm_sts_assume_role(const SmCredentials *base, SmCredentials *out)
 {
+	sm_sts_assume_role_as(base, sm_guc_role_arn,
+						  nonempty(sm_guc_external_id) ? sm_guc_external_id : NULL,
+						  nonempty(sm_guc_role_session_name) ? sm_guc_role_session_name : NULL,
+						  "secretsmgr.role_arn", true, out);
+}
+
+/* Credentials of role_arn, assumed with base; see sts.h. */
+void
+sm_sts_assume_role_as(const SmCredentials *base, const char *role,
+					  const char *ext, const char *sess, const char *named_by,
+					  bool layered, SmCredentials *out)
+{
 	time_t		now = time(NULL);
-	const char *role = sm_guc_role_arn;
-	const char *ext = nonempty(sm_guc_external_id) ? sm_guc_external_id : NULL;
-	const char *sess = nonempty(sm_guc_role_session_name) ? sm_guc_role_session_name : NULL;
+	SmStsCache *cache = layered ? &assume_cache : &profile_cache;
 	const char *parts[7];
 	char		key[65];
 	char	   *source;
@@ -986,7 +998,12 @@ sm_sts_assume_role(const SmCredentials *base, SmCredentials *out)
 	SmParsedSts p;
 	SmStsFailure f;
 
-	check_role(role, sess, "secretsmgr.role_arn");
+	check_role(role, sess, named_by);
+	if (ext != NULL && !sts_text_ok(ext, 2, 1224, ":/"))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid external id in %s", named_by),
+				 errdetail("An external id has 2 to 1224 characters among letters, digits and _+=,.@:/-.")));
 	memset(out, 0, sizeof(*out));
 	source = psprintf("assumed role (%s) over %s", role, base->source);
 	what = psprintf("role \"%s\" (AssumeRole with credentials from %s)",
@@ -1000,9 +1017,9 @@ sm_sts_assume_role(const SmCredentials *base, SmCredentials *out)
 	parts[5] = base->session_token;
 	parts[6] = sm_sts_endpoint();
 	cache_key(key, parts, 7);
-	if (cache_fresh(&assume_cache, key, now))
+	if (cache_fresh(cache, key, now))
 	{
-		copy_out(&assume_cache, out, source);
+		copy_out(cache, out, source);
 		return;
 	}
 
@@ -1027,15 +1044,15 @@ sm_sts_assume_role(const SmCredentials *base, SmCredentials *out)
 	{
 		PG_TRY();
 		{
-			cache_store(&assume_cache, key, &p, now);
+			cache_store(cache, key, &p, now);
 		}
 		PG_FINALLY();
 		{
 			sm_parsed_sts_free(&p);
 		}
 		PG_END_TRY();
-		copy_out(&assume_cache, out, source);
+		copy_out(cache, out, source);
 		return;
 	}
-	use_kept_or_raise(&assume_cache, key, &f, what, out, source);
+	use_kept_or_raise(cache, key, &f, what, out, source);
 }

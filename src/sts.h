@@ -60,6 +60,18 @@ extern bool sm_sts_assume_role_configured(void);
  */
 extern void sm_sts_assume_role(const SmCredentials *base, SmCredentials *out);
 
+/*
+ * Assume role_arn (with external_id and session_name, either may be NULL)
+ * with base; named_by says where the role was configured.  layered: the
+ * secretsmgr.role_arn layer, else a profile's (each keeps its own).
+ */
+extern void sm_sts_assume_role_as(const SmCredentials *base,
+								  const char *role_arn,
+								  const char *external_id,
+								  const char *session_name,
+								  const char *named_by, bool layered,
+								  SmCredentials *out);
+
 /* Forget every kept STS credential (scrubbed). */
 extern void sm_sts_invalidate(void);
 
