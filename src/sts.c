@@ -19,6 +19,10 @@
  *
  * Invariants:
  *
+ * - Throttling, HTTP 5xx, IDPCommunicationError and transport failures are
+ *   tried again (secretsmgr.max_attempts in all, backoff with full jitter
+ *   from secretsmgr.retry_base_delay), in a wait that a cancel ends.
+ *
  * - The credentials are kept backend-locally until 10 minutes before they
  *   expire (as credentials.c keeps those of the container and instance
  *   metadata endpoints); a failed refresh may use the kept ones while they
@@ -39,14 +43,19 @@
 
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <math.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/pg_prng.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "storage/latch.h"
 #include "storage/fd.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/wait_event.h"
 
 #include "credentials.h"
 #include "http.h"
@@ -61,6 +70,9 @@
 
 /* The longest web identity token STS takes (WebIdentityToken). */
 #define SM_WEB_TOKEN_MAX		20000
+
+/* Longest wait between attempts (as the SDKs' standard retry mode). */
+#define SM_STS_MAX_BACKOFF_MS	20000
 
 /* Refresh this long before expiry; a failed refresh may use kept ones. */
 #define SM_STS_REFRESH_S		600
@@ -772,6 +784,66 @@ sts_call(const char *action, const char *const *pairs, int npairs,
 	return false;
 }
 
+/* Is a failure worth another attempt (throttling, 5xx, transport)? */
+static bool
+retryable(const SmStsFailure *f)
+{
+	return f->sqlerrcode == ERRCODE_CONNECTION_FAILURE ||
+		f->sqlerrcode == ERRCODE_CONFIGURATION_LIMIT_EXCEEDED;
+}
+
+/*
+ * Wait before attempt + 1: random(0,1) * min(base * 2^(attempt-1), 20 s),
+ * on the latch, so that a cancel, a terminate or a lost client ends it.
+ */
+static void
+backoff(int attempt)
+{
+	double		cap = sm_guc_retry_base_delay_ms * pow(2.0, attempt - 1);
+	instr_time	start;
+	instr_time	now;
+	double		wait;
+
+	if (cap > SM_STS_MAX_BACKOFF_MS)
+		cap = SM_STS_MAX_BACKOFF_MS;
+	wait = pg_prng_double(&pg_global_prng_state) * cap;
+	INSTR_TIME_SET_CURRENT(start);
+	for (;;)
+	{
+		double		left;
+
+		sm_backend_check_interrupts();
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+		left = wait - INSTR_TIME_GET_MILLISEC(now);
+		if (left <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 (long) ceil(Min(left, 1000.0)), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * sts_call, tried again on retryable failures up to secretsmgr.max_attempts
+ * attempts in all.
+ */
+static bool
+sts_call_retrying(const char *action, const char *const *pairs, int npairs,
+				  const SmCredentials *creds, const char *const *secrets,
+				  SmParsedSts *p, SmStsFailure *f)
+{
+	for (int attempt = 1;; attempt++)
+	{
+		if (sts_call(action, pairs, npairs, creds, secrets, p, f))
+			return true;
+		if (attempt >= sm_guc_max_attempts || !retryable(f))
+			return false;
+		sm_stats_count(SM_STAT_RETRY, action, 0);
+		backoff(attempt);
+	}
+}
+
 /*
  * Kept credentials after a failed refresh: usable while more than a minute
  * is left (with one WARNING), else the failure is raised.
@@ -841,6 +913,16 @@ check_role(const char *role_arn, const char *session_name, const char *named_by)
 				 errdetail("A role session name has 2 to 64 characters among letters, digits and _+=,.@-.")));
 }
 
+/* Is a token printable ASCII without spaces (it goes into a form field)? */
+static bool
+token_text_ok(const char *s)
+{
+	for (; *s; s++)
+		if (*s <= 0x20 || *s > 0x7e)
+			return false;
+	return true;
+}
+
 /*
  * Read the web identity token file (a secret buffer).  Missing, unreadable,
  * empty or oversized is an error that names the file and says that no other
@@ -852,6 +934,7 @@ read_token_file(const SmWebIdentity *wi)
 	int			fd;
 	char	   *buf;
 	size_t		len = 0;
+	bool		too_large;
 
 	fd = OpenTransientFile(wi->token_file, O_RDONLY | PG_BINARY);
 	if (fd < 0)
@@ -881,11 +964,12 @@ read_token_file(const SmWebIdentity *wi)
 	}
 	CloseTransientFile(fd);
 	buf[len] = '\0';
+	too_large = len > SM_WEB_TOKEN_MAX;
 	/* a final newline is an editor's habit, not part of the token */
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
 					   buf[len - 1] == ' '))
 		buf[--len] = '\0';
-	if (len == 0 || len > SM_WEB_TOKEN_MAX || !sm_parse_credential_text_ok(buf))
+	if (len == 0 || too_large || !token_text_ok(buf))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("web identity token file \"%s\" holds no usable token",
@@ -943,7 +1027,8 @@ sm_sts_web_identity(const SmWebIdentity *wi, SmCredentials *out)
 	pairs[9] = token;
 	secrets[0] = token;
 	secrets[1] = NULL;
-	ok = sts_call("AssumeRoleWithWebIdentity", pairs, 5, NULL, secrets, &p, &f);
+	ok = sts_call_retrying("AssumeRoleWithWebIdentity", pairs, 5, NULL,
+						   secrets, &p, &f);
 	sm_secure_zero(token, strlen(token));
 	if (ok)
 	{
@@ -1040,7 +1125,8 @@ sm_sts_assume_role_as(const SmCredentials *base, const char *role,
 	secrets[0] = base->secret_access_key;
 	secrets[1] = base->session_token;
 	secrets[2] = NULL;
-	if (sts_call("AssumeRole", pairs, npairs / 2, base, secrets, &p, &f))
+	if (sts_call_retrying("AssumeRole", pairs, npairs / 2, base, secrets,
+						  &p, &f))
 	{
 		PG_TRY();
 		{

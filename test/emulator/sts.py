@@ -15,7 +15,7 @@ temporary key table, so Secrets Manager calls signed with them are
 accepted until they expire, and refused after.
 
 Admin calls (JSON): POST /_admin/sts-config {"lifetime": s, "web_token": t,
-"roles": {arn: {"external_id": x}}, "deny": [arn]}, POST /_admin/sts-fault
+"roles": {arn: {"external_id": x}}, "deny": [arn], "clear_faults": true}, POST /_admin/sts-fault
 {"action": a, "code": c, "status": n, "count": k}, GET /_admin/sts (counters,
 the tokens and session names seen, which issued keys signed Secrets Manager
 calls), POST /_admin/sts-reset.
@@ -323,6 +323,8 @@ class Sts:
                     self.roles = dict(req["roles"])
                 if "deny" in req:
                     self.deny = set(req["deny"])
+                if req.get("clear_faults"):
+                    self.faults = []
             out = {"ok": True}
         elif name == "sts-fault" and handler.command == "POST":
             with self.lock:

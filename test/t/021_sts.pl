@@ -9,6 +9,7 @@
 use strict;
 use warnings;
 
+use Time::HiRes qw(time);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -199,6 +200,16 @@ restart_with_env(%web_env, AWS_WEB_IDENTITY_TOKEN_FILE => $empty_file);
 fetch_fails('an empty token file is an error',
 	qr/ERROR:\s+F0000: web identity token file ".*empty-token" holds no usable token/);
 
+# a token longer than an access key may be (STS takes up to 20000 characters)
+my $long_token = join('.', new_token(), 'x' x 12000, new_token());
+write_token($long_token);
+SmTest::admin('POST', 'sts-config', { web_token => $long_token });
+restart_with_env(%web_env);
+fetch_ok('a 12000-character token is read whole and accepted');
+is(length(sts()->{tokens_seen}[-1]), length($long_token), 'STS got all of it');
+write_token($token2);
+SmTest::admin('POST', 'sts-config', { web_token => $token2 });
+
 restart_with_env(AWS_WEB_IDENTITY_TOKEN_FILE => $token_file,
 	AWS_ENDPOINT_URL_STS => $url);
 fetch_fails('a token file without AWS_ROLE_ARN is an error',
@@ -224,13 +235,32 @@ my @faults = (
 for my $f (@faults)
 {
 	my ($code, $status, $sqlstate, $hint) = @$f;
+	# (retryable ones are tried secretsmgr.max_attempts = 3 times)
 	SmTest::admin('POST', 'sts-fault',
-		{ action => 'AssumeRoleWithWebIdentity', code => $code, status => $status });
+		{ action => 'AssumeRoleWithWebIdentity', code => $code, status => $status,
+		  count => ($sqlstate =~ /^(53400|08006)$/ ? 3 : 1) });
 	$err = fetch_fails("STS $code: SQLSTATE $sqlstate",
 		qr/ERROR:\s+$sqlstate: could not get AWS credentials of web identity/);
 	like($err, qr/HINT:.*$hint/, "STS $code: the hint says what to do");
 }
 fetch_ok('with the faults gone, web identity works again');
+
+SmTest::admin('POST', 'sts-fault',
+	{ action => 'AssumeRoleWithWebIdentity', code => 'Throttling', status => 400, count => 1 });
+$web = sts_calls('AssumeRoleWithWebIdentity');
+fetch_ok('one Throttling answer is tried again, and the read succeeds');
+is(sts_calls('AssumeRoleWithWebIdentity') - $web, 2, 'STS was asked twice');
+
+# a cancel ends the wait between attempts at once
+SmTest::admin('POST', 'sts-fault',
+	{ action => 'AssumeRoleWithWebIdentity', code => 'Throttling', status => 400, count => 3 });
+my $t0 = time;
+($ret, $out, $err) = run_sql("SET statement_timeout = '300ms';\n$probe",
+	settings => { 'secretsmgr.retry_base_delay' => '20s' });
+ok(time - $t0 < 10 && $err =~ /canceling statement due to statement timeout/,
+	'statement_timeout ends the backoff between STS attempts')
+  or diag("took " . (time - $t0) . " s: $err");
+SmTest::admin('POST', 'sts-config', { clear_faults => 1 });
 
 # --- AssumeRole layered on the chain ------------------------------------------
 restart_with_env(
