@@ -23,9 +23,11 @@ REGRESS_OPTS = --inputdir=test --load-extension=secretsmgr
 TAP_TESTS = 1
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 
-PG_CPPFLAGS = -I$(srcdir)/src -DSECRETSMGR_VERSION=\"$(EXTVERSION)\"
+XML2_CFLAGS := $(shell xml2-config --cflags)
+XML2_LIBS := $(shell xml2-config --libs)
+PG_CPPFLAGS = -I$(srcdir)/src -DSECRETSMGR_VERSION=\"$(EXTVERSION)\" $(XML2_CFLAGS)
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
-SHLIB_LINK = -lcurl -lssl -lcrypto -ljansson
+SHLIB_LINK = -lcurl -lssl -lcrypto -ljansson $(XML2_LIBS)
 
 EXTRA_CLEAN = results test/unit/test_sigv4 tmp_check regression.diffs regression.out tmp_matrix
 
@@ -73,7 +75,7 @@ bench:
 FUZZ_CC ?= $(firstword $(shell command -v clang-14 clang 2>/dev/null) clang)
 FUZZ_SECONDS ?= 10
 FUZZ_TARGETS = fuzz_error_body fuzz_secret_value fuzz_describe_secret fuzz_versions_page fuzz_login \
-	fuzz_credentials_json fuzz_credentials_file fuzz_sigv4
+	fuzz_credentials_json fuzz_credentials_file fuzz_sigv4 fuzz_sts
 FUZZ_FLAGS = -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -Wall -Wextra -Werror -I$(srcdir)/src
 EXTRA_CLEAN += test/fuzz/bin
@@ -81,6 +83,9 @@ EXTRA_CLEAN += test/fuzz/bin
 test/fuzz/bin/fuzz_sigv4: test/fuzz/fuzz_sigv4.c src/sigv4.c src/sigv4.h
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ test/fuzz/fuzz_sigv4.c src/sigv4.c -lcrypto
+test/fuzz/bin/fuzz_sts: test/fuzz/fuzz_sts.c src/parse_sts.c src/parse_sts.h src/parse.c src/parse.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(XML2_CFLAGS) -o $@ test/fuzz/fuzz_sts.c src/parse_sts.c src/parse.c $(XML2_LIBS) -ljansson
 test/fuzz/bin/%: test/fuzz/%.c src/parse.c src/parse.h
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< src/parse.c -ljansson

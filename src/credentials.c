@@ -9,6 +9,8 @@
  *	   session_token (superuser-only, may change per session);
  *	2. the server's environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
  *	   AWS_SESSION_TOKEN;
+ *	2a. web identity: AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (sts.c),
+ *	   where the Java and Go SDKs put it;
  *	3. the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, else
  *	   ~/.aws/credentials of the server's OS user), profile secretsmgr.profile,
  *	   else AWS_PROFILE, else "default";
@@ -16,6 +18,9 @@
  *	   AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI is set;
  *	5. the EC2 instance metadata service (IMDSv2), unless
  *	   AWS_EC2_METADATA_DISABLED is "true".
+ *
+ * When secretsmgr.role_arn is set, that role is assumed (AssumeRole, sts.c)
+ * with whatever the chain produced.
  *
  * Static credentials (1-3) are read on every call, since a setting may change
  * at any time; the parsed shared file is kept while its path, profile, inode,
@@ -67,6 +72,7 @@
 #include "http.h"
 #include "parse.h"
 #include "secretsmgr.h"
+#include "sts.h"
 
 /* Largest shared credentials file read. */
 #define SM_CRED_FILE_MAX		(1024 * 1024)
@@ -137,6 +143,17 @@ typedef struct SmTempCache
 	bool		warned;			/* the stale-use WARNING was emitted */
 } SmTempCache;
 
+/* The role keys of a profile (no secret; external_id is not one either). */
+typedef struct SmFileRole
+{
+	char	   *role_arn;
+	char	   *source_profile;
+	char	   *credential_source;
+	char	   *web_identity_token_file;
+	char	   *role_session_name;
+	char	   *external_id;
+} SmFileRole;
+
 /* The last parse of the shared credentials file, and what keyed it. */
 typedef struct SmFileCache
 {
@@ -150,6 +167,7 @@ typedef struct SmFileCache
 	time_t		ctime;
 	SmCredFileResult result;
 	SmCredValues v;				/* strings in cred_context */
+	SmFileRole role;			/* strings in cred_context */
 } SmFileCache;
 
 static MemoryContext cred_context = NULL;
@@ -231,6 +249,12 @@ static void
 file_cache_clear(void)
 {
 	scrub_cache_values(&file_cache.v);
+	scrub_cache_string(&file_cache.role.role_arn);
+	scrub_cache_string(&file_cache.role.source_profile);
+	scrub_cache_string(&file_cache.role.credential_source);
+	scrub_cache_string(&file_cache.role.web_identity_token_file);
+	scrub_cache_string(&file_cache.role.role_session_name);
+	scrub_cache_string(&file_cache.role.external_id);
 	if (file_cache.path)
 		pfree(file_cache.path);
 	if (file_cache.profile)
@@ -387,10 +411,12 @@ shared_file_profile(const char **named_by)
  * Look profile up in the shared credentials file at path, through the cache
  * when the file has not changed.  A missing file is SM_FILE_ABSENT; a file
  * that exists but cannot be read is an error.  On SM_FILE_FOUND, *v points
- * at the cached strings (valid until the next lookup).
+ * at the cached strings, on SM_FILE_ROLE *role does (if not NULL); both are
+ * valid until the next lookup.
  */
 static SmCredFileResult
-shared_file_lookup(const char *path, const char *profile, SmCredValues *v)
+shared_file_lookup(const char *path, const char *profile, SmCredValues *v,
+				   SmFileRole *role)
 {
 	struct stat st;
 	int			fd;
@@ -401,6 +427,8 @@ shared_file_lookup(const char *path, const char *profile, SmCredValues *v)
 	MemoryContext oldcxt;
 
 	memset(v, 0, sizeof(*v));
+	if (role != NULL)
+		memset(role, 0, sizeof(*role));
 
 	if (stat(path, &st) != 0)
 	{
@@ -423,6 +451,8 @@ shared_file_lookup(const char *path, const char *profile, SmCredValues *v)
 		file_cache.ctime == st.st_ctime)
 	{
 		*v = file_cache.v;
+		if (role != NULL)
+			*role = file_cache.role;
 		return file_cache.result;
 	}
 
@@ -489,6 +519,12 @@ shared_file_lookup(const char *path, const char *profile, SmCredValues *v)
 	file_cache.v.access_key_id = cache_strdup(parsed.access_key_id);
 	file_cache.v.secret_access_key = cache_strdup(parsed.secret_access_key);
 	file_cache.v.session_token = cache_strdup(parsed.session_token);
+	file_cache.role.role_arn = cache_strdup(parsed.role_arn);
+	file_cache.role.source_profile = cache_strdup(parsed.source_profile);
+	file_cache.role.credential_source = cache_strdup(parsed.credential_source);
+	file_cache.role.web_identity_token_file = cache_strdup(parsed.web_identity_token_file);
+	file_cache.role.role_session_name = cache_strdup(parsed.role_session_name);
+	file_cache.role.external_id = cache_strdup(parsed.external_id);
 	file_cache.dev = st.st_dev;
 	file_cache.ino = st.st_ino;
 	file_cache.size = st.st_size;
@@ -506,13 +542,18 @@ shared_file_lookup(const char *path, const char *profile, SmCredValues *v)
 	sm_secure_zero(buf, SM_CRED_FILE_MAX + 1);
 
 	*v = file_cache.v;
+	if (role != NULL)
+		*role = file_cache.role;
 	return result;
 }
+
+static void from_role_profile(SmCredentials *out, const char *path,
+							  const char *profile, const SmFileRole *role);
 
 /*
  * Provider 3: the shared credentials file.  A missing file, or a missing
  * "default" profile, passes to the next provider; a profile that was named
- * explicitly must exist.
+ * explicitly must exist.  A profile with role_arn is a role profile.
  */
 static bool
 from_shared_file(SmCredentials *out, StringInfo tried)
@@ -521,6 +562,7 @@ from_shared_file(SmCredentials *out, StringInfo tried)
 	const char *named_by;
 	const char *profile = shared_file_profile(&named_by);
 	SmCredValues v;
+	SmFileRole role;
 	SmCredFileResult result;
 	char	   *desc;
 
@@ -530,7 +572,7 @@ from_shared_file(SmCredentials *out, StringInfo tried)
 		return false;
 	}
 
-	result = shared_file_lookup(path, profile, &v);
+	result = shared_file_lookup(path, profile, &v, &role);
 	switch (result)
 	{
 		case SM_FILE_ABSENT:
@@ -566,7 +608,7 @@ from_shared_file(SmCredentials *out, StringInfo tried)
 						(errcode(ERRCODE_CONFIG_FILE_ERROR),
 						 errmsg("profile \"%s\" of shared credentials file \"%s\" has no keys",
 								profile, path),
-						 errdetail("secretsmgr reads aws_access_key_id, aws_secret_access_key and aws_session_token from the shared credentials file; role, SSO and process profiles are not supported."),
+						 errdetail("secretsmgr reads aws_access_key_id, aws_secret_access_key and aws_session_token, or role_arn, from the shared credentials file; SSO and process profiles are not supported."),
 						 errhint("Add the keys to the profile, or change \"%s\".",
 								 named_by)));
 			appendStringInfo(tried, " Profile \"%s\" of the shared credentials file \"%s\" has no keys.",
@@ -583,6 +625,10 @@ from_shared_file(SmCredentials *out, StringInfo tried)
 
 		case SM_FILE_FOUND:
 			break;
+
+		case SM_FILE_ROLE:
+			from_role_profile(out, path, profile, &role);
+			return true;
 	}
 
 	desc = psprintf("profile \"%s\" of shared credentials file \"%s\"",
@@ -1107,15 +1153,133 @@ temporary_credentials(const char *source, SmCredentials *out,
 	return false;
 }
 
+/* A copy of a cached role string (or NULL), for use after another lookup. */
+static char *
+role_strdup(const char *s)
+{
+	return s ? pstrdup(s) : NULL;
+}
+
 /*
- * Resolve credentials through the chain; see credentials.h.  The copies are
- * secret buffers of CurrentMemoryContext.
+ * A role profile of the shared credentials file: web_identity_token_file
+ * (web identity), else role_arn assumed with the keys of source_profile or
+ * with what credential_source names (Environment, Ec2InstanceMetadata,
+ * EcsContainer), as the AWS SDKs read it.  Any failure is raised: a
+ * profile that names a role never falls through to another identity.
  */
-void
-sm_credentials_get(SmCredentials *out)
+static void
+from_role_profile(SmCredentials *out, const char *path, const char *profile,
+				  const SmFileRole *cached)
+{
+	SmFileRole r;
+	char	   *desc = psprintf("profile \"%s\" of shared credentials file \"%s\"",
+							   profile, path);
+	SmCredentials base;
+	SmFetchFailure f;
+
+	/* the cached strings go with the next lookup: copy them first */
+	r.role_arn = role_strdup(cached->role_arn);
+	r.source_profile = role_strdup(cached->source_profile);
+	r.credential_source = role_strdup(cached->credential_source);
+	r.web_identity_token_file = role_strdup(cached->web_identity_token_file);
+	r.role_session_name = role_strdup(cached->role_session_name);
+	r.external_id = role_strdup(cached->external_id);
+
+	if (r.web_identity_token_file != NULL)
+	{
+		SmWebIdentity wi;
+
+		wi.token_file = r.web_identity_token_file;
+		wi.role_arn = r.role_arn;
+		wi.session_name = r.role_session_name;
+		wi.configured_by = psprintf("web_identity_token_file of %s", desc);
+		sm_sts_web_identity(&wi, out);
+		return;
+	}
+
+	memset(&base, 0, sizeof(base));
+	memset(&f, 0, sizeof(f));
+	if (r.source_profile != NULL && r.credential_source != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("%s has both source_profile and credential_source", desc),
+				 errhint("Keep one of them: the credentials role_arn is assumed with come from one source.")));
+	if (r.source_profile != NULL)
+	{
+		SmCredValues v;
+		SmCredFileResult result = shared_file_lookup(path, r.source_profile, &v, NULL);
+		char	   *src_desc = psprintf("profile \"%s\" of shared credentials file \"%s\"",
+										r.source_profile, path);
+
+		if (result != SM_FILE_FOUND)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("source_profile \"%s\" of %s has no keys",
+							r.source_profile, desc),
+					 errdetail("%s",
+							   result == SM_FILE_ROLE ?
+							   "The source profile is itself a role profile; chains of role profiles are not supported." :
+							   result == SM_FILE_NO_PROFILE ?
+							   "There is no section of that name in the file." :
+							   "The source profile must hold aws_access_key_id and aws_secret_access_key."),
+					 errhint("Point source_profile at a profile with keys, or use credential_source.")));
+		validate_values(&v, src_desc);
+		copy_out(&base, &v, SRC_SHARED_FILE);
+	}
+	else if (r.credential_source != NULL &&
+			 strcmp(r.credential_source, "Environment") == 0)
+	{
+		if (!from_environment(&base))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("credential_source Environment of %s finds no keys", desc),
+					 errhint("Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment.")));
+	}
+	else if (r.credential_source != NULL &&
+			 (strcmp(r.credential_source, "EcsContainer") == 0 ||
+			  strcmp(r.credential_source, "Ec2InstanceMetadata") == 0))
+	{
+		bool		ecs = strcmp(r.credential_source, "EcsContainer") == 0;
+
+		if (ecs && !container_configured())
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("credential_source EcsContainer of %s finds no container credentials endpoint", desc),
+					 errhint("Set AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI in the server's environment.")));
+		if (!temporary_credentials(ecs ? SRC_CONTAINER : SRC_IMDS, &base, &f))
+			ereport(ERROR,
+					(errcode(f.sqlerrcode),
+					 errmsg("could not get the credentials credential_source %s of %s names",
+							r.credential_source, desc),
+					 errdetail("%s", f.detail)));
+	}
+	else if (r.credential_source != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("credential_source \"%s\" of %s is not supported",
+						r.credential_source, desc),
+				 errhint("Use Environment, Ec2InstanceMetadata or EcsContainer.")));
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("%s has role_arn but no source of credentials", desc),
+				 errhint("Add source_profile, credential_source or web_identity_token_file to the profile.")));
+
+	sm_sts_assume_role_as(&base, r.role_arn, r.external_id,
+						  r.role_session_name, desc, false, out);
+	sm_credentials_free(&base);
+}
+
+/*
+ * Resolve credentials through the chain.  The copies are secret buffers of
+ * CurrentMemoryContext.
+ */
+static void
+chain_credentials(SmCredentials *out)
 {
 	StringInfoData tried;
 	SmFetchFailure f;
+	SmWebIdentity wi;
 
 	memset(out, 0, sizeof(*out));
 	memset(&f, 0, sizeof(f));
@@ -1124,6 +1288,11 @@ sm_credentials_get(SmCredentials *out)
 		return;
 	if (from_environment(out))
 		return;
+	if (sm_sts_web_identity_from_env(&wi))
+	{
+		sm_sts_web_identity(&wi, out);
+		return;
+	}
 
 	initStringInfo(&tried);
 	appendStringInfoString(&tried, "Neither \"secretsmgr.access_key_id\" nor AWS_ACCESS_KEY_ID is set.");
@@ -1161,6 +1330,25 @@ sm_credentials_get(SmCredentials *out)
 }
 
 /*
+ * Resolve credentials; see credentials.h.  With secretsmgr.role_arn set, the
+ * chain's credentials only serve to assume that role.
+ */
+void
+sm_credentials_get(SmCredentials *out)
+{
+	SmCredentials base;
+
+	if (!sm_sts_assume_role_configured())
+	{
+		chain_credentials(out);
+		return;
+	}
+	chain_credentials(&base);
+	sm_sts_assume_role(&base, out);
+	sm_credentials_free(&base);
+}
+
+/*
  * Zero the strings of a copy.  They are secret buffers of the caller's
  * context, released (and zeroed again) with it: freeing them by hand would
  * leave their reset callbacks pointing at freed memory.
@@ -1191,6 +1379,7 @@ sm_credentials_invalidate(void)
 {
 	temp_cache_clear();
 	file_cache_clear();
+	sm_sts_invalidate();
 }
 
 /*
@@ -1211,6 +1400,8 @@ sm_credentials_source(void)
 		return SRC_SETTINGS;
 	if (env_get("AWS_ACCESS_KEY_ID") || env_get("AWS_SECRET_ACCESS_KEY"))
 		return SRC_ENVIRONMENT;
+	if (env_get("AWS_WEB_IDENTITY_TOKEN_FILE"))
+		return "web identity";
 
 	profile = shared_file_profile(&named_by);
 	path = shared_file_path();
@@ -1224,10 +1415,11 @@ sm_credentials_source(void)
 		if (stat(path, &st) == 0)
 		{
 			SmCredValues v;
-			SmCredFileResult result = shared_file_lookup(path, profile, &v);
+			SmCredFileResult result = shared_file_lookup(path, profile, &v, NULL);
 
 			/* a profile with half a key pair stops the chain with an error */
-			if (result == SM_FILE_FOUND || result == SM_FILE_PARTIAL)
+			if (result == SM_FILE_FOUND || result == SM_FILE_PARTIAL ||
+				result == SM_FILE_ROLE)
 				return SRC_SHARED_FILE;
 		}
 	}

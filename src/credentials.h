@@ -13,14 +13,17 @@ typedef struct SmCredentials
 	char	   *secret_access_key;
 	char	   *session_token;	/* NULL for long-term keys */
 	const char *source;			/* "settings", "environment", "shared-file",
-								 * "container", "imds" (static string) */
+								 * "container", "imds" (static string), or
+								 * "web identity (<role>)", "assumed role
+								 * (<role>) over <source>" (palloc'd) */
 	time_t		expiration;		/* 0 = does not expire */
 } SmCredentials;
 
 /*
  * Resolve credentials, first match wins: secretsmgr.* settings, environment,
- * shared credentials file (profile secretsmgr.profile, AWS_PROFILE,
- * "default"), container endpoint, IMDSv2.  Temporary credentials are cached
+ * web identity (AWS_WEB_IDENTITY_TOKEN_FILE), shared credentials file
+ * (profile secretsmgr.profile, AWS_PROFILE, "default"), container endpoint,
+ * IMDSv2; then, when secretsmgr.role_arn is set, AssumeRole with them.  Temporary credentials are cached
  * backend-locally and refreshed 10 minutes before they expire.  Raises an
  * error (SQLSTATE 28000-class invalid authorization) when nothing provides
  * credentials.  The result is a copy in CurrentMemoryContext: the caller

@@ -1132,6 +1132,18 @@ sm_parse_credentials_file(char *buf, const char *profile, SmCredFileValues *v)
 				v->secret_access_key = value;
 			else if (ascii_caseeq(key, "aws_session_token"))
 				v->session_token = value;
+			else if (ascii_caseeq(key, "role_arn"))
+				v->role_arn = value;
+			else if (ascii_caseeq(key, "source_profile"))
+				v->source_profile = value;
+			else if (ascii_caseeq(key, "credential_source"))
+				v->credential_source = value;
+			else if (ascii_caseeq(key, "web_identity_token_file"))
+				v->web_identity_token_file = value;
+			else if (ascii_caseeq(key, "role_session_name"))
+				v->role_session_name = value;
+			else if (ascii_caseeq(key, "external_id"))
+				v->external_id = value;
 		}
 	}
 
@@ -1141,9 +1153,20 @@ sm_parse_credentials_file(char *buf, const char *profile, SmCredFileValues *v)
 		v->secret_access_key = NULL;
 	if (v->session_token && v->session_token[0] == '\0')
 		v->session_token = NULL;
+	{
+		char	  **role_keys[] = {&v->role_arn, &v->source_profile,
+			&v->credential_source, &v->web_identity_token_file,
+		&v->role_session_name, &v->external_id};
+
+		for (int i = 0; i < (int) (sizeof(role_keys) / sizeof(role_keys[0])); i++)
+			if (*role_keys[i] && (*role_keys[i])[0] == '\0')
+				*role_keys[i] = NULL;
+	}
 
 	if (!found)
 		return SM_FILE_NO_PROFILE;
+	if (v->role_arn != NULL)
+		return SM_FILE_ROLE;
 	if (v->access_key_id == NULL && v->secret_access_key == NULL)
 		return SM_FILE_NO_KEYS;
 	if (v->access_key_id == NULL || v->secret_access_key == NULL)

@@ -273,7 +273,8 @@ typedef enum SmCredFileResult
 	SM_FILE_NO_PROFILE,			/* file has no section of that name */
 	SM_FILE_NO_KEYS,			/* section has neither key */
 	SM_FILE_PARTIAL,			/* section has one key of the two */
-	SM_FILE_FOUND
+	SM_FILE_FOUND,
+	SM_FILE_ROLE				/* section has role_arn: a role profile */
 } SmCredFileResult;
 
 /* The keys of one profile: pointers into the parsed buffer, or NULL. */
@@ -282,13 +283,21 @@ typedef struct SmCredFileValues
 	char	   *access_key_id;
 	char	   *secret_access_key;
 	char	   *session_token;
+	/* a role profile (the SDKs' assume-role and web identity keys) */
+	char	   *role_arn;
+	char	   *source_profile;
+	char	   *credential_source;
+	char	   *web_identity_token_file;
+	char	   *role_session_name;
+	char	   *external_id;
 } SmCredFileValues;
 
 /*
  * Parse a shared credentials file held in the NUL-terminated buf (modified
  * in place) the way botocore's configparser reads it: "[name]" sections,
  * "key = value" or "key: value", whole-line comments with '#' or ';', keys
- * compared without case.  Points v's fields into buf.
+ * compared without case.  Points v's fields into buf.  A section with
+ * role_arn is SM_FILE_ROLE, whatever keys it also holds (as botocore).
  */
 extern SmCredFileResult sm_parse_credentials_file(char *buf, const char *profile,
 												  SmCredFileValues *v);

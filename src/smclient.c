@@ -46,6 +46,7 @@
 #include "secretsmgr.h"
 #include "sigv4.h"
 #include "smclient.h"
+#include "sts.h"
 
 #define SM_SERVICE "secretsmanager"
 #define SM_MAX_BACKOFF_MS 20000
@@ -165,7 +166,8 @@ resolve_endpoint(void)
 			url = v;
 	}
 	if (url == NULL)
-		url = built = psprintf("https://secretsmanager.%s.amazonaws.com/", sm_region_get());
+		url = built = psprintf("https://secretsmanager%s.%s.amazonaws.com/",
+							   sm_sts_use_fips() ? "-fips" : "", sm_region_get());
 
 	if (!sm_http_url_allowed(url, NULL))
 		ereport(ERROR,

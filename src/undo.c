@@ -73,7 +73,12 @@ static const char *const client_settings[] = {
 	"secretsmgr.connect_timeout",
 	"secretsmgr.request_timeout",
 	"secretsmgr.max_attempts",
-	"secretsmgr.retry_base_delay"
+	"secretsmgr.retry_base_delay",
+	"secretsmgr.role_arn",
+	"secretsmgr.external_id",
+	"secretsmgr.role_session_name",
+	"secretsmgr.sts_endpoint",
+	"secretsmgr.use_fips_endpoint"
 };
 
 /* String fields of one move, in the order they are serialised. */

@@ -25,7 +25,7 @@ EMU_PID=""
 PG_STARTED=""
 
 SM_PKGS="postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev
-         libjansson-dev libssl-dev python3-botocore python3-boto3 python3-psycopg2
+         libjansson-dev libssl-dev libxml2-dev python3-botocore python3-boto3 python3-psycopg2
          libipc-run-perl make gcc curl postgresql-15-cron clang-14 libclang-rt-14-dev"
 
 sm_packages() {

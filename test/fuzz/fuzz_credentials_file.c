@@ -50,6 +50,12 @@ one_profile(const uint8_t *data, size_t size, const char *profile)
 	check_value(v.access_key_id, buf, size);
 	check_value(v.secret_access_key, buf, size);
 	check_value(v.session_token, buf, size);
+	check_value(v.role_arn, buf, size);
+	check_value(v.source_profile, buf, size);
+	check_value(v.credential_source, buf, size);
+	check_value(v.web_identity_token_file, buf, size);
+	check_value(v.role_session_name, buf, size);
+	check_value(v.external_id, buf, size);
 	switch (r)
 	{
 		case SM_FILE_FOUND:
@@ -63,6 +69,10 @@ one_profile(const uint8_t *data, size_t size, const char *profile)
 			break;
 		case SM_FILE_NO_PROFILE:
 			CHECK(!v.access_key_id && !v.secret_access_key && !v.session_token);
+			CHECK(!v.role_arn);
+			break;
+		case SM_FILE_ROLE:
+			CHECK(v.role_arn);
 			break;
 		default:
 			CHECK(0);

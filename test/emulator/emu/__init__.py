@@ -7,6 +7,7 @@ after it):
   params       request parameter validation (ValidationException)
   store        secrets, versions, staging labels; every value ever stored
   iam          IAM identity policies and the IAM check of a call
+  sts          STS: AssumeRole, AssumeRoleWithWebIdentity, issued keys
   state        Emulator: store, keys, issued credentials, faults, counters
   operations   the API operations, HANDLERS
   dialects     valid answers of other implementations

@@ -27,6 +27,7 @@ from .operations import HANDLERS
 from .params import p_value
 from .sigv4 import verify_signature
 from .state import Emulator
+from .sts import is_sts_request
 
 
 # ---------------------------------------------------------------------------
@@ -121,8 +122,12 @@ class Handler(FaultsMixin, CredentialsMixin, AdminMixin,
             self.send(400, "bad request body", "text/plain")
             return
         try:
-            if path.startswith("/_admin/"):
+            if path.startswith("/_admin/sts"):
+                self.emu.sts.handle_admin(self, path, body)
+            elif path.startswith("/_admin/"):
                 self.handle_admin(path, body, start)
+            elif is_sts_request(self, path, body):
+                self.emu.sts.handle(self, body, start)
             elif path.startswith("/ecs/"):
                 self.handle_ecs(path, start)
             elif path.startswith("/latest/"):

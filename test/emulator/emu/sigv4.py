@@ -199,4 +199,5 @@ def verify_signature(emu, handler, body):
             "The request signature we calculated does not match the "
             "signature you provided. Check your AWS Secret Access Key and "
             "signing method. Consult the service documentation for details.")
+    emu.sts.note_signer(akid)
     return IamPolicies.TEMPORARY if temp is not None else akid

@@ -14,6 +14,7 @@ from collections import deque
 from .common import ACCOUNT_ID, now
 from .iam import IamPolicies
 from .store import Store
+from .sts import Sts
 
 
 # ---------------------------------------------------------------------------
@@ -40,6 +41,7 @@ class Emulator:
             with open(path) as f:
                 self.iam.attach(akid, json.load(f))
         self.dialects = set(args.dialect)    # see DIALECTS
+        self.sts = Sts(self)
         self.reset_counters()
         self.log_lock = threading.Lock()
         self.log_file = open(args.log, "a", buffering=1) if args.log else None
