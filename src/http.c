@@ -32,6 +32,11 @@
  *   redirects are never followed, only http and https are spoken, and
  *   CURLOPT_VERBOSE is never set (it would print the Authorization header).
  *
+ * - The proxy of every request is chosen here (sm_http_proxy_for: the AWS
+ *   SDKs' environment variables and NO_PROXY), never by libcurl reading the
+ *   environment on its own, and never for the credentials endpoints.  A
+ *   proxy URL may hold a password: only its redacted form is ever shown.
+ *
  * - After any transport error the connection cache is dropped, so the next
  *   request starts from a fresh connection.
  *
@@ -878,11 +883,38 @@ no_proxy_covers(const char *list, const char *host)
 	return false;
 }
 
+/* Is value an http:// or https:// URL with a host (no scheme: http://)? */
+static bool
+proxy_url_ok(const char *value)
+{
+	CURLU	   *u = curl_url();
+	char	   *scheme = NULL;
+	char	   *host = NULL;
+	bool		ok = false;
+
+	if (u == NULL)
+		return false;
+	if ((strstr(value, "://") == NULL ||
+		 pg_strncasecmp(value, "http://", 7) == 0 ||
+		 pg_strncasecmp(value, "https://", 8) == 0) &&
+		curl_url_set(u, CURLUPART_URL, value, CURLU_GUESS_SCHEME) == CURLUE_OK &&
+		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+		curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+		host[0] != '\0' &&
+		(pg_strcasecmp(scheme, "http") == 0 || pg_strcasecmp(scheme, "https") == 0))
+		ok = true;
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return ok;
+}
+
 /*
  * The proxy a request to url goes through, from the server's environment:
  * see sm_http_proxy_for.  *invalid is set (and NULL returned) when the
  * variable holds no usable proxy URL; the text names the variable, never
- * its value.
+ * its value.  Without any proxy variable (the common case) the URL is not
+ * even parsed.
  */
 static char *
 proxy_choose(const char *url, const char **varname, const char **invalid)
@@ -892,74 +924,50 @@ proxy_choose(const char *url, const char **varname, const char **invalid)
 	const char *const *vars;
 	const char *value = NULL;
 	const char *exempt;
-	CURLU	   *u;
-	char	   *scheme = NULL;
-	char	   *host = NULL;
-	char	   *result = NULL;
 
 	*varname = NULL;
 	*invalid = NULL;
 
-	u = curl_url();
-	if (u == NULL)
-		return NULL;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-		curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-		goto done;
-
-	vars = pg_strcasecmp(scheme, "https") == 0 ? https_vars : http_vars;
-	for (int i = 0; i < 4 && value == NULL; i++)
+	vars = pg_strncasecmp(url, "https://", 8) == 0 ? https_vars : http_vars;
+	for (int i = 0; i < lengthof(https_vars) && value == NULL; i++)
 	{
 		value = env_value(vars[i]);
 		if (value != NULL)
 			*varname = vars[i];
 	}
 	if (value == NULL)
-		goto done;
+		return NULL;
 
 	exempt = env_value("no_proxy");
 	if (exempt == NULL)
 		exempt = env_value("NO_PROXY");
-	if (exempt != NULL && no_proxy_covers(exempt, host))
+	if (exempt != NULL)
 	{
-		*varname = NULL;
-		goto done;
+		CURLU	   *u = curl_url();
+		char	   *host = NULL;
+		bool		covered = false;
+
+		if (u != NULL &&
+			curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+			curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+			covered = no_proxy_covers(exempt, host);
+		curl_free(host);
+		if (u != NULL)
+			curl_url_cleanup(u);
+		if (covered)
+		{
+			*varname = NULL;
+			return NULL;
+		}
 	}
 
-	/* only http:// and https:// proxies (no scheme means http://) */
+	if (!proxy_url_ok(value))
 	{
-		CURLU	   *pu = curl_url();
-		char	   *pscheme = NULL;
-		char	   *phost = NULL;
-		bool		ok = false;
-
-		if (pu != NULL &&
-			curl_url_set(pu, CURLUPART_URL, value, CURLU_GUESS_SCHEME) == CURLUE_OK &&
-			curl_url_get(pu, CURLUPART_SCHEME, &pscheme, 0) == CURLUE_OK &&
-			curl_url_get(pu, CURLUPART_HOST, &phost, 0) == CURLUE_OK &&
-			phost[0] != '\0' &&
-			(pg_strcasecmp(pscheme, "http") == 0 || pg_strcasecmp(pscheme, "https") == 0) &&
-			(strstr(value, "://") == NULL ||
-			 pg_strncasecmp(value, "http://", 7) == 0 ||
-			 pg_strncasecmp(value, "https://", 8) == 0))
-			ok = true;
-		curl_free(pscheme);
-		curl_free(phost);
-		if (pu != NULL)
-			curl_url_cleanup(pu);
-		if (ok)
-			result = pstrdup(value);
-		else
-			*invalid = psprintf("the proxy named in %s is not an http:// or https:// URL",
-								*varname);
+		*invalid = psprintf("the proxy named in %s is not an http:// or https:// URL",
+							*varname);
+		return NULL;
 	}
-
-done:
-	curl_free(scheme);
-	curl_free(host);
-	curl_url_cleanup(u);
-	return result;
+	return pstrdup(value);
 }
 
 /*
