@@ -32,6 +32,11 @@
  *   redirects are never followed, only http and https are spoken, and
  *   CURLOPT_VERBOSE is never set (it would print the Authorization header).
  *
+ * - The proxy of every request is chosen here (sm_http_proxy_for: the AWS
+ *   SDKs' environment variables and NO_PROXY), never by libcurl reading the
+ *   environment on its own, and never for the credentials endpoints.  A
+ *   proxy URL may hold a password: only its redacted form is ever shown.
+ *
  * - After any transport error the connection cache is dropped, so the next
  *   request starts from a fresh connection.
  *
@@ -43,6 +48,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <openssl/x509_vfy.h>
 
 #include "miscadmin.h"
 
@@ -72,7 +78,14 @@ typedef struct SmTransfer
 	bool		too_large;		/* the write callback refused more data */
 	char		request_id[128];
 	char		errbuf[CURL_ERROR_SIZE];
+	CURLcode	result;			/* libcurl's result of the transfer */
+	char	   *proxy;			/* proxy URL in use (palloc'd), or NULL */
+	const char *proxy_var;		/* the variable it came from */
+	const char *proxy_invalid;	/* why the variable's proxy is unusable */
 } SmTransfer;
+
+static char *proxy_choose(const char *url, const char **varname,
+						  const char **invalid);
 
 static bool curl_initialized = false;
 static CURL *easy_handle = NULL;
@@ -310,7 +323,7 @@ build_headers(const SmHttpRequest *req)
 
 /* Apply every option of one request to the (freshly reset) easy handle. */
 static bool
-set_options(const SmHttpRequest *req)
+set_options(const SmHttpRequest *req, const char *proxy)
 {
 	CURL	   *h = easy_handle;
 	bool		ok = true;
@@ -339,12 +352,12 @@ set_options(const SmHttpRequest *req)
 	SETOPT(CURLOPT_URL, req->url);
 	SETOPT(CURLOPT_HTTPHEADER, xfer.headers);
 	/*
-	 * Credentials endpoints are link-local or loopback and answer with keys:
-	 * a proxy named in the server's environment (http_proxy, HTTPS_PROXY,
-	 * ALL_PROXY) must never see them.  Other requests keep honouring it.
+	 * The proxy is always chosen here (sm_http_proxy_for), never by libcurl
+	 * reading the environment itself: "" is a direct connection.
+	 * Credentials endpoints are link-local or loopback and answer with keys,
+	 * so a proxy of the environment never sees them (req->no_proxy).
 	 */
-	if (req->no_proxy)
-		SETOPT(CURLOPT_NOPROXY, "*");
+	SETOPT(CURLOPT_PROXY, proxy ? proxy : "");
 
 	if (strcmp(req->method, "GET") == 0)
 		SETOPT(CURLOPT_HTTPGET, 1L);
@@ -399,6 +412,82 @@ map_curl_result(CURLcode rc)
 		default:
 			return SM_HTTP_OTHER_ERROR;
 	}
+}
+
+/*
+ * Which TLS check refused the endpoint, for the message and hint.  With
+ * peer verification on, an untrusted chain fails the handshake and leaves
+ * OpenSSL's reason in the verify result.  A trusted certificate for another
+ * name passes the chain check and is refused by the host check: libcurl's
+ * own (the verify result then still holds the "not yet known" value it
+ * starts from, X509_V_ERR_UNSPECIFIED, or X509_V_OK) or OpenSSL's (a
+ * mismatch code).
+ */
+static SmHttpTlsFailure
+classify_tls_failure(CURLcode rc)
+{
+	long		verify = X509_V_OK;
+
+	if (rc == CURLE_SSL_CACERT_BADFILE)
+		return SM_TLS_CA_FILE;
+	if (rc != CURLE_PEER_FAILED_VERIFICATION)
+		return SM_TLS_HANDSHAKE;
+	if (curl_easy_getinfo(easy_handle, CURLINFO_SSL_VERIFYRESULT,
+						  &verify) != CURLE_OK)
+		return SM_TLS_HANDSHAKE;
+	switch (verify)
+	{
+		case X509_V_OK:
+		case X509_V_ERR_UNSPECIFIED:
+		case X509_V_ERR_HOSTNAME_MISMATCH:
+		case X509_V_ERR_IP_ADDRESS_MISMATCH:
+			return SM_TLS_HOST_MISMATCH;
+		default:
+			return SM_TLS_UNTRUSTED;
+	}
+}
+
+/*
+ * Say in resp->error which proxy a failed request went through, and make
+ * sure the proxy's userinfo (a password, maybe) is not in it: libcurl's
+ * messages may quote the proxy URL.
+ */
+static void
+note_proxy(SmHttpResponse *resp, const char *proxy, const char *varname)
+{
+	char	   *shown = sm_http_url_redacted(proxy);
+	CURLU	   *u = curl_url();
+	char	   *user = NULL;
+	char	   *password = NULL;
+	bool		leak = false;
+
+	if (u != NULL && curl_url_set(u, CURLUPART_URL, proxy,
+								  CURLU_GUESS_SCHEME) == CURLUE_OK)
+	{
+		if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK &&
+			user[0] != '\0' && strstr(resp->error, user) != NULL)
+			leak = true;
+		if (curl_url_get(u, CURLUPART_PASSWORD, &password, 0) == CURLUE_OK &&
+			password[0] != '\0' && strstr(resp->error, password) != NULL)
+			leak = true;
+	}
+	if (strchr(proxy, '@') != NULL && strstr(resp->error, proxy) != NULL)
+		leak = true;
+	if (leak)
+		snprintf(resp->error, sizeof(resp->error), "the proxy refused or failed the request");
+	{
+		size_t		len = strlen(resp->error);
+
+		snprintf(resp->error + len, sizeof(resp->error) - len,
+				 " (through the proxy %s of %s)", shown, varname);
+	}
+	if (password != NULL)
+		sm_secure_zero(password, strlen(password));
+	curl_free(user);
+	curl_free(password);
+	if (u != NULL)
+		curl_url_cleanup(u);
+	pfree(shown);
 }
 
 /*
@@ -485,7 +574,6 @@ SmHttpStatus
 sm_http_perform(const SmHttpRequest *req, SmHttpResponse *resp)
 {
 	SmHttpStatus status = SM_HTTP_OTHER_ERROR;
-	CURLcode	rc = CURLE_OK;
 
 	Assert(req != NULL && resp != NULL && req->url != NULL);
 
@@ -503,17 +591,27 @@ sm_http_perform(const SmHttpRequest *req, SmHttpResponse *resp)
 	/* a previous transfer always ends clean, but be sure */
 	transfer_scrub();
 	memset(&xfer, 0, sizeof(xfer));
+	xfer.result = CURLE_OK;
+	if (!req->no_proxy)
+		xfer.proxy = proxy_choose(req->url, &xfer.proxy_var,
+								  &xfer.proxy_invalid);
 	xfer.max_body = req->max_body > 0 ? req->max_body : SM_MAX_RESPONSE_BYTES;
 
 	PG_TRY();
 	{
-		if (!build_headers(req))
+		if (xfer.proxy_invalid != NULL)
+		{
+			snprintf(resp->error, sizeof(resp->error), "%s",
+					 xfer.proxy_invalid);
+			status = SM_HTTP_OTHER_ERROR;
+		}
+		else if (!build_headers(req))
 		{
 			snprintf(resp->error, sizeof(resp->error),
 					 "invalid or unbuildable request header");
 			status = SM_HTTP_OTHER_ERROR;
 		}
-		else if (!set_options(req))
+		else if (!set_options(req, xfer.proxy))
 		{
 			snprintf(resp->error, sizeof(resp->error),
 					 "could not set request options");
@@ -528,9 +626,9 @@ sm_http_perform(const SmHttpRequest *req, SmHttpResponse *resp)
 		else
 		{
 			xfer.active = true;
-			rc = run_transfer(resp, &status);
+			xfer.result = run_transfer(resp, &status);
 			if (status == SM_HTTP_OK)
-				status = map_curl_result(rc);
+				status = map_curl_result(xfer.result);
 			if (status == SM_HTTP_TIMEOUT || status == SM_HTTP_OTHER_ERROR)
 			{
 				/* CURLE_WRITE_ERROR after a refusal means "too large" */
@@ -565,7 +663,7 @@ sm_http_perform(const SmHttpRequest *req, SmHttpResponse *resp)
 						 "response body exceeds %zu bytes", xfer.max_body);
 			else if (resp->error[0] == '\0')
 				snprintf(resp->error, sizeof(resp->error), "%s",
-						 xfer.errbuf[0] ? xfer.errbuf : curl_easy_strerror(rc));
+						 xfer.errbuf[0] ? xfer.errbuf : curl_easy_strerror(xfer.result));
 			{
 				/* drop curl's trailing newline, if any */
 				size_t		len = strlen(resp->error);
@@ -574,6 +672,10 @@ sm_http_perform(const SmHttpRequest *req, SmHttpResponse *resp)
 								   resp->error[len - 1] == '\r'))
 					resp->error[--len] = '\0';
 			}
+			if (status == SM_HTTP_TLS_ERROR)
+				resp->tls_failure = classify_tls_failure(xfer.result);
+			if (xfer.proxy != NULL)
+				note_proxy(resp, xfer.proxy, xfer.proxy_var);
 			if (resp->status == 0 && easy_handle != NULL)
 				curl_easy_getinfo(easy_handle, CURLINFO_RESPONSE_CODE,
 								  &resp->status);
@@ -589,6 +691,9 @@ sm_http_perform(const SmHttpRequest *req, SmHttpResponse *resp)
 	}
 	PG_END_TRY();
 
+	if (xfer.proxy != NULL)
+		pfree(xfer.proxy);
+	xfer.proxy = NULL;
 	return status;
 }
 
@@ -676,6 +781,210 @@ host_in_list(const char *host, const char *const *extra)
 			return true;
 	}
 	return false;
+}
+
+/* getenv, with an empty value taken as unset. */
+static const char *
+env_value(const char *name)
+{
+	const char *v = getenv(name);
+
+	return (v != NULL && v[0] != '\0') ? v : NULL;
+}
+
+/*
+ * Does the NO_PROXY entry (of length len) cover host?  "*" covers every
+ * host; an address or CIDR block ("10.0.0.0/8", "fd00::/8") covers the
+ * addresses in it; a name covers itself and its subdomains, with or without
+ * a leading "." or "*." (".example.com", "example.com").
+ */
+static bool
+no_proxy_entry_matches(const char *entry, size_t len, const char *host)
+{
+	char		e[256];
+	char	   *slash;
+	unsigned char haddr[sizeof(struct in6_addr)];
+	unsigned char eaddr[sizeof(struct in6_addr)];
+	int			hfamily;
+	int			efamily;
+	size_t		hlen;
+
+	if (len == 0 || len >= sizeof(e))
+		return false;
+	memcpy(e, entry, len);
+	e[len] = '\0';
+	if (strcmp(e, "*") == 0)
+		return true;
+
+	hfamily = parse_ip_literal(host, haddr);
+	slash = strchr(e, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	efamily = parse_ip_literal(e, eaddr);
+	if (efamily != AF_UNSPEC)
+	{
+		int			nbytes = efamily == AF_INET ? 4 : 16;
+		int			bits = nbytes * 8;
+
+		if (hfamily != efamily)
+			return false;
+		if (slash != NULL)
+		{
+			char	   *end;
+			long		b = strtol(slash + 1, &end, 10);
+
+			if (*end != '\0' || end == slash + 1 || b < 0 || b > bits)
+				return false;
+			bits = (int) b;
+		}
+		for (int i = 0; i < nbytes && bits > 0; i++, bits -= 8)
+		{
+			unsigned char mask = bits >= 8 ? 0xff : (unsigned char) (0xff << (8 - bits));
+
+			if ((haddr[i] & mask) != (eaddr[i] & mask))
+				return false;
+		}
+		return true;
+	}
+	if (slash != NULL || hfamily != AF_UNSPEC)
+		return false;
+
+	/* a name: itself or a subdomain */
+	entry = e;
+	if (strncmp(entry, "*.", 2) == 0)
+		entry += 2;
+	else if (entry[0] == '.')
+		entry += 1;
+	len = strlen(entry);
+	hlen = strlen(host);
+	if (len == 0 || len > hlen)
+		return false;
+	if (pg_strcasecmp(host + hlen - len, entry) != 0)
+		return false;
+	return hlen == len || host[hlen - len - 1] == '.';
+}
+
+/* Does the comma (or space) separated list cover host? */
+static bool
+no_proxy_covers(const char *list, const char *host)
+{
+	const char *p = list;
+
+	while (*p != '\0')
+	{
+		size_t		len;
+
+		p += strspn(p, ", \t");
+		len = strcspn(p, ", \t");
+		if (len > 0 && no_proxy_entry_matches(p, len, host))
+			return true;
+		p += len;
+	}
+	return false;
+}
+
+/* Is value an http:// or https:// URL with a host (no scheme: http://)? */
+static bool
+proxy_url_ok(const char *value)
+{
+	CURLU	   *u = curl_url();
+	char	   *scheme = NULL;
+	char	   *host = NULL;
+	bool		ok = false;
+
+	if (u == NULL)
+		return false;
+	if ((strstr(value, "://") == NULL ||
+		 pg_strncasecmp(value, "http://", 7) == 0 ||
+		 pg_strncasecmp(value, "https://", 8) == 0) &&
+		curl_url_set(u, CURLUPART_URL, value, CURLU_GUESS_SCHEME) == CURLUE_OK &&
+		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+		curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+		host[0] != '\0' &&
+		(pg_strcasecmp(scheme, "http") == 0 || pg_strcasecmp(scheme, "https") == 0))
+		ok = true;
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return ok;
+}
+
+/*
+ * The proxy a request to url goes through, from the server's environment:
+ * see sm_http_proxy_for.  *invalid is set (and NULL returned) when the
+ * variable holds no usable proxy URL; the text names the variable, never
+ * its value.  Without any proxy variable (the common case) the URL is not
+ * even parsed.
+ */
+static char *
+proxy_choose(const char *url, const char **varname, const char **invalid)
+{
+	static const char *const https_vars[] = {"https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"};
+	static const char *const http_vars[] = {"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"};
+	const char *const *vars;
+	const char *value = NULL;
+	const char *exempt;
+
+	*varname = NULL;
+	*invalid = NULL;
+
+	vars = pg_strncasecmp(url, "https://", 8) == 0 ? https_vars : http_vars;
+	for (int i = 0; i < lengthof(https_vars) && value == NULL; i++)
+	{
+		value = env_value(vars[i]);
+		if (value != NULL)
+			*varname = vars[i];
+	}
+	if (value == NULL)
+		return NULL;
+
+	exempt = env_value("no_proxy");
+	if (exempt == NULL)
+		exempt = env_value("NO_PROXY");
+	if (exempt != NULL)
+	{
+		CURLU	   *u = curl_url();
+		char	   *host = NULL;
+		bool		covered = false;
+
+		if (u != NULL &&
+			curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+			curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+			covered = no_proxy_covers(exempt, host);
+		curl_free(host);
+		if (u != NULL)
+			curl_url_cleanup(u);
+		if (covered)
+		{
+			*varname = NULL;
+			return NULL;
+		}
+	}
+
+	if (!proxy_url_ok(value))
+	{
+		*invalid = psprintf("the proxy named in %s is not an http:// or https:// URL",
+							*varname);
+		return NULL;
+	}
+	return pstrdup(value);
+}
+
+/*
+ * The proxy of the server's environment that a request to url goes through,
+ * as the AWS SDKs and libcurl choose it: https_proxy or HTTPS_PROXY for an
+ * https URL (http_proxy or HTTP_PROXY for http), then all_proxy or
+ * ALL_PROXY, lower case first; none when no_proxy or NO_PROXY covers the
+ * host.  Returns NULL for a direct connection, else the proxy URL (palloc'd;
+ * it may hold a password: show it only through sm_http_url_redacted) and
+ * the variable it came from in *varname.  An unusable value is reported
+ * through *invalid.  sm_http_perform applies it to every request but those
+ * marked no_proxy; health and messages call it to say which proxy is used.
+ */
+char *
+sm_http_proxy_for(const char *url, const char **varname, const char **invalid)
+{
+	return proxy_choose(url, varname, invalid);
 }
 
 /*

@@ -17,6 +17,16 @@ typedef enum SmHttpStatus
 	SM_HTTP_OTHER_ERROR
 } SmHttpStatus;
 
+/* Which check refused an endpoint's TLS certificate (SM_HTTP_TLS_ERROR). */
+typedef enum SmHttpTlsFailure
+{
+	SM_TLS_NONE = 0,
+	SM_TLS_UNTRUSTED,			/* chain not signed by a trusted CA */
+	SM_TLS_HOST_MISMATCH,		/* certificate for another host name */
+	SM_TLS_CA_FILE,				/* secretsmgr.ca_file could not be loaded */
+	SM_TLS_HANDSHAKE			/* any other handshake failure */
+} SmHttpTlsFailure;
+
 typedef struct SmHttpHeader
 {
 	const char *name;
@@ -44,6 +54,7 @@ typedef struct SmHttpResponse
 	size_t		body_len;
 	char		request_id[128];	/* x-amzn-requestid, "" if none */
 	char		error[256];		/* transport error text (never a body) */
+	SmHttpTlsFailure tls_failure;	/* why, for SM_HTTP_TLS_ERROR */
 } SmHttpResponse;
 
 /*
@@ -66,6 +77,17 @@ extern bool sm_http_url_allowed(const char *url, const char *const *extra_http_h
 
 /* url with any userinfo replaced by "***", for messages (palloc'd). */
 extern char *sm_http_url_redacted(const char *url);
+
+/*
+ * The proxy of the server's environment a request to url goes through
+ * (https_proxy/HTTPS_PROXY, http_proxy/HTTP_PROXY, all_proxy/ALL_PROXY,
+ * unless no_proxy/NO_PROXY covers the host), or NULL for a direct
+ * connection.  *varname: the variable used; *invalid: set when that
+ * variable holds no usable http:// or https:// URL.  The result may hold a
+ * password: show it only through sm_http_url_redacted.
+ */
+extern char *sm_http_proxy_for(const char *url, const char **varname,
+							   const char **invalid);
 
 /* Drop the cached connection (after a transport error or on demand). */
 extern void sm_http_reset(void);

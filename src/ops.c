@@ -599,7 +599,7 @@ run_check(Health *h, const char *check, CheckFn fn, void *arg, const char *arn)
 	FreeErrorData(ed);
 }
 
-/* configuration: region, endpoint, TLS. */
+/* configuration: region, endpoint, TLS, proxy. */
 static void
 check_configuration(Health *h, const char *check, void *arg)
 {
@@ -607,6 +607,9 @@ check_configuration(Health *h, const char *check, void *arg)
 	const char *endpoint = sm_client_endpoint();
 	bool		plain = strncmp(endpoint, "http://", 7) == 0;
 	struct stat st;
+	char	   *proxy;
+	const char *proxy_var;
+	const char *proxy_invalid;
 
 	if (sm_guc_ca_file && sm_guc_ca_file[0] && stat(sm_guc_ca_file, &st) != 0)
 	{
@@ -615,10 +618,20 @@ check_configuration(Health *h, const char *check, void *arg)
 						sm_guc_ca_file));
 		return;
 	}
+	proxy = sm_http_proxy_for(endpoint, &proxy_var, &proxy_invalid);
+	if (proxy_invalid != NULL)
+	{
+		report(h, check, "FAIL",
+			   psprintf("%s: requests to the endpoint will fail. Hint: set it to http://host:port (or https://) or unset it.",
+						proxy_invalid));
+		return;
+	}
 	report(h, check, plain ? "WARN" : "OK",
-		   psprintf("region %s, endpoint %s%s", region, endpoint,
+		   psprintf("region %s, endpoint %s%s%s", region, endpoint,
 					plain ? " (plain HTTP, accepted on loopback only: a test set-up, not AWS)" :
-					", TLS peer and host verified"));
+					", TLS peer and host verified",
+					proxy ? psprintf(", through the proxy %s of %s",
+									 sm_http_url_redacted(proxy), proxy_var) : ""));
 }
 
 /* credentials: where they come from and when they expire. */

@@ -47,6 +47,7 @@
 #include "sigv4.h"
 #include "smclient.h"
 #include "sts.h"
+#include "tls.h"
 
 #define SM_SERVICE "secretsmanager"
 #define SM_MAX_BACKOFF_MS 20000
@@ -477,7 +478,7 @@ attempt_call(const char *operation, const char *body, size_t body_len, SmAwsErro
 				err->type = pstrdup("ResponseTooLarge");
 				break;
 			case SM_HTTP_TLS_ERROR:
-				err->type = pstrdup("TlsError");
+				err->type = pstrdup(sm_tls_error_type(resp.tls_failure));
 				break;
 			case SM_HTTP_CONNECT_ERROR:
 				err->type = pstrdup("ConnectionError");
@@ -731,14 +732,14 @@ sm_client_raise(const char *operation, const SmAwsError *err, const char *secret
 		msg = psprintf("a Secrets Manager quota was exceeded by %s on secret \"%s\"", operation, sid);
 		hint = "Too many versions or requests; see the Secrets Manager quotas of the account.";
 	}
-	else if (strcmp(type, "ConnectionError") == 0 || strcmp(type, "TlsError") == 0 ||
-			 strcmp(type, "TransportError") == 0)
+	else if (err->transport == SM_HTTP_TLS_ERROR)
+		sm_tls_explain("Secrets Manager", operation, type, endpoint_url,
+					   &sqlstate, &msg, &detail, &hint);
+	else if (strcmp(type, "ConnectionError") == 0 || strcmp(type, "TransportError") == 0)
 	{
 		sqlstate = ERRCODE_CONNECTION_FAILURE;
 		msg = psprintf("could not reach Secrets Manager at \"%s\"", sm_http_url_redacted(endpoint_url));
-		hint = strcmp(type, "TlsError") == 0 ?
-			"The endpoint's TLS certificate did not verify; check \"secretsmgr.ca_file\" and the endpoint's host name." :
-			"Check \"secretsmgr.endpoint\", the network path (VPC endpoint, proxy, security groups) and \"secretsmgr.connect_timeout\".";
+		hint = "Check \"secretsmgr.endpoint\", the network path (VPC endpoint, proxy, security groups) and \"secretsmgr.connect_timeout\".";
 	}
 	else if (strcmp(type, "Timeout") == 0)
 	{

@@ -18,6 +18,11 @@ use Test::More;
 our $ACCESS_KEY = 'AKIDSECRETSMGRTEST';
 our $SECRET_KEY = 'TESTSECRETKEY/secretsmgr+EXAMPLE';
 our $EMULATOR_URL;
+# With start_emulator(tls => 1): the directory of the test PKI (ca.crt,
+# other-ca.crt, and each https listener's <name>.port and <name>.log, see
+# test/emulator/tls.py) and the https URL of the listener for 127.0.0.1.
+our $TLS_DIR;
+our $HTTPS_URL;
 my $emulator_pid;
 
 # The test/ directory (TAP scripts run from it).
@@ -26,13 +31,21 @@ sub test_root
 	return $ENV{SM_TEST_ROOT} // File::Spec->rel2abs(dirname(__FILE__) . '/..');
 }
 
-# Start the emulator once per script; returns its base URL.
+# Start the emulator once per script; returns its base URL (plain http,
+# what smctl and the admin path use).  tls => 1 also serves https with a
+# test PKI made now ($TLS_DIR, $HTTPS_URL).
 sub start_emulator
 {
 	my (%opts) = @_;
 	return $EMULATOR_URL if $EMULATOR_URL && !$opts{fresh};
 	my $root = test_root();
 	my $dir = PostgreSQL::Test::Utils::tempdir();
+	if ($opts{tls})
+	{
+		$TLS_DIR = "$dir/tls";
+		system('/usr/bin/python3', "$root/emulator/tls.py", 'make-pki', $TLS_DIR) == 0
+		  or die "could not make the test PKI";
+	}
 	my @cmd = (
 		'/usr/bin/python3', "$root/emulator/smemu.py",
 		'--port', '0', '--port-file', "$dir/port",
@@ -40,6 +53,7 @@ sub start_emulator
 		'--parent-pid', $$, '--log', "$dir/emulator.log");
 	push @cmd, '--ecs-token', $opts{ecs_token} if $opts{ecs_token};
 	push @cmd, '--temp-cred-ttl', $opts{temp_cred_ttl} if $opts{temp_cred_ttl};
+	push @cmd, '--tls-dir', $TLS_DIR if $opts{tls};
 	my $pid = fork();
 	die "fork: $!" unless defined $pid;
 	if ($pid == 0)
@@ -59,6 +73,12 @@ sub start_emulator
 	chomp $port;
 	$EMULATOR_URL = "http://127.0.0.1:$port";
 	$ENV{SM_EMULATOR_URL} = $EMULATOR_URL;
+	if ($opts{tls})
+	{
+		my $tls_port = PostgreSQL::Test::Utils::slurp_file("$TLS_DIR/server.port");
+		chomp $tls_port;
+		$HTTPS_URL = "https://127.0.0.1:$tls_port";
+	}
 	return $EMULATOR_URL;
 }
 

@@ -1,16 +1,24 @@
 #!/usr/bin/python3
 """recording_proxy.py: a forward HTTP proxy on 127.0.0.1 that writes one line
-per request it is asked to carry ("METHOD absolute-URL") to a log file, then
-forwards it.  Tests point a server's http_proxy/HTTPS_PROXY/ALL_PROXY at it to
-see which requests went through a proxy.  Plain http only (CONNECT is
-recorded and refused).  Stops by itself when --parent-pid is gone or after
---lifetime seconds.
+per request it is asked to carry ("METHOD absolute-URL", or "CONNECT
+host:port" for a tunnel) to a log file, then forwards it.  Tests point a
+server's http_proxy/HTTPS_PROXY/ALL_PROXY at it to see which requests went
+through a proxy.  Plain http requests are forwarded; CONNECT opens a tunnel
+to a loopback address only (the https traffic inside stays opaque to the
+proxy).  With --require-auth USER:PASSWORD, a request without that
+Proxy-Authorization (Basic) is recorded with " 407" appended and refused
+with 407.  Stops by itself when --parent-pid is gone or after --lifetime
+seconds.
 
 usage: recording_proxy.py --port-file F --log F [--parent-pid P] [--lifetime S]
+       [--require-auth USER:PASSWORD]
 """
 
 import argparse
+import base64
 import http.client
+import select
+import socket
 import http.server
 import os
 import sys
@@ -30,19 +38,75 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
-    def record(self):
-        with self.lock, open(self.log_path, "a") as f:
-            f.write("%s %s\n" % (self.command, self.path))
+    require_auth = None
 
-    def do_CONNECT(self):
-        self.record()
-        self.send_response(501)
+    def record(self, suffix=""):
+        with self.lock, open(self.log_path, "a") as f:
+            f.write("%s %s%s\n" % (self.command, self.path, suffix))
+
+    def refuse(self, status, extra=None):
+        self.send_response(status)
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
         self.send_header("Content-Length", "0")
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
 
+    def authorized(self):
+        """True when no credentials are required or the right ones came;
+        otherwise records the request, answers 407 and returns False."""
+        if self.require_auth is None:
+            return True
+        want = "Basic " + base64.b64encode(
+            self.require_auth.encode()).decode()
+        if self.headers.get("Proxy-Authorization", "") == want:
+            return True
+        self.record(" 407")
+        self.refuse(407, {"Proxy-Authenticate": 'Basic realm="test"'})
+        return False
+
+    def do_CONNECT(self):
+        if not self.authorized():
+            return
+        self.record()
+        host, _, port = self.path.rpartition(":")
+        host = host.strip("[]")
+        if host not in ("127.0.0.1", "localhost", "::1") or not port.isdigit():
+            self.refuse(403)
+            return
+        try:
+            upstream = socket.create_connection((host, int(port)), timeout=30)
+        except OSError:
+            self.refuse(502)
+            return
+        self.send_response(200, "Connection Established")
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        client = self.connection
+        try:
+            while True:
+                r, _, _ = select.select([client, upstream], [], [], 60)
+                if not r:
+                    break
+                done = False
+                for s in r:
+                    data = s.recv(65536)
+                    if not data:
+                        done = True
+                        break
+                    (upstream if s is client else client).sendall(data)
+                if done:
+                    break
+        except OSError:
+            pass
+        finally:
+            upstream.close()
+
     def forward(self):
+        if not self.authorized():
+            return
         self.record()
         url = urllib.parse.urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
@@ -79,8 +143,10 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--parent-pid", type=int)
     ap.add_argument("--lifetime", type=float, default=900)
+    ap.add_argument("--require-auth")
     a = ap.parse_args()
     Handler.log_path = a.log
+    Handler.require_auth = a.require_auth
     open(a.log, "a").close()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

@@ -269,6 +269,8 @@ def parse_args(argv):
     ap.add_argument("--dialect", type=parse_dialects, default=set(),
                     help="answer as other implementations do: a comma list "
                     "of %s" % ", ".join(sorted(DIALECTS)))
+    ap.add_argument("--tls-dir", help="also serve https with the "
+                    "certificates of this directory (see tls.py)")
     return ap.parse_args(argv)
 
 
@@ -303,6 +305,9 @@ def main(argv=None):
                     pass
         threading.Thread(target=watch_parent, daemon=True).start()
 
+    if args.tls_dir:
+        import tls      # test/emulator/tls.py, beside the entry point
+        tls.serve(args.tls_dir, Handler)
     if args.port_file:
         write_port_file(args.port_file, port)
     try:
