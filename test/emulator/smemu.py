@@ -35,6 +35,8 @@ from botocore.auth import SigV4Auth, SIGNED_HEADERS_BLACKLIST
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+import lost_answer
+
 ACCOUNT_ID = "123456789012"
 SERVICE = "secretsmanager"
 ROLE_NAME = "secretsmgr-test-role"
@@ -58,6 +60,7 @@ FAULTS = (
     "throttle", "error500", "error503", "delay", "hang", "drop", "malformed",
     "oversized", "access_denied", "html403", "empty403", "xml_error",
     "expired_token", "decryption_failure", "stage_mismatch",
+    lost_answer.KIND,
 )
 
 # Operation keys for credential endpoints (faults and counters).
@@ -1932,7 +1935,8 @@ class Handler(BaseHTTPRequestHandler):
             elif secret_id is not None:
                 ids = [secret_id]
             f = emu.take_fault(op, ids)
-            if f is not None and self.serve_fault(f, op, secret_id, start):
+            if not lost_answer.arm(self, f) and f is not None and \
+                    self.serve_fault(f, op, secret_id, start):
                 return
             if op != "BatchGetSecretValue" and \
                     emu.is_denied(op, parsed.get("SecretId")):
@@ -1948,6 +1952,8 @@ class Handler(BaseHTTPRequestHandler):
                     emu.request_key = None
             result = {k: v for k, v in result.items() if v is not None}
             result = dialect_response(emu, op, result)
+            if lost_answer.intercept(self, emu, op, secret_id, start):
+                return
             self.send_json(200, result)
             emu.record(op or target, secret_id, 200, self.elapsed_us(start))
         except ApiError as e:
