@@ -312,7 +312,10 @@ sub storm
 {
 	my ($secret, $strategy) = @_;
 	my $what = "$strategy: readers during $storm rotations";
-	my @cmds = map { ("SELECT secretsmgr_rotate('$secret')", 'SELECT pg_sleep(0.1)') } 1 .. $storm;
+	# 0.2 s apart: a rotation takes a few milliseconds, and each read is
+	# followed by a login (a new process), so the storm must last long
+	# enough for the readers to read between rotations on a loaded machine
+	my @cmds = map { ("SELECT secretsmgr_rotate('$secret')", 'SELECT pg_sleep(0.2)') } 1 .. $storm;
 	my @readers = map { $node->background_psql('postgres') } 1 .. 2;
 	my $read_sql = "SELECT s ->> 'username', s ->> 'password' FROM "
 	  . "(SELECT secretsmgr_get_secret('$secret') AS s) x";
