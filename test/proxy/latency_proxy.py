@@ -8,8 +8,9 @@ emulator's admin paths, credential endpoints) passes through at once.
 Requests are forwarded byte for byte with their own Host header, so a
 SigV4 signature made for the proxy's address is what the emulator checks.
 Client connections are kept alive, and each of them holds its own kept-alive
-connection to the emulator, so the delay is the only cost added beyond the
-forwarding itself.  Stops by itself when --parent-pid is gone or after
+connection to the emulator; both sides run without Nagle's algorithm and an
+answer goes out in one write, so the delay is the only cost added beyond
+the forwarding itself.  Stops by itself when --parent-pid is gone or after
 --lifetime seconds.
 
 usage: latency_proxy.py --upstream http://127.0.0.1:PORT --port-file F
@@ -20,6 +21,7 @@ import argparse
 import http.client
 import http.server
 import os
+import socket
 import sys
 import threading
 import time
@@ -39,12 +41,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
+    def setup(self):
+        super().setup()
+        # no Nagle: a small answer must not wait for the client's delayed
+        # ACK (40 ms), which would add far more than the delay asked for
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def upstream_conn(self, fresh=False):
         conn = getattr(self, "_up", None)
         if conn is None or fresh:
             if conn is not None:
                 conn.close()
             conn = http.client.HTTPConnection(*self.upstream, timeout=120)
+            conn.connect()
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._up = conn
         return conn
 
@@ -76,8 +86,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
                 self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        # headers and body in one write
+        self._headers_buffer.append(b"\r\n" + data)
+        self.flush_headers()
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = forward
 
