@@ -715,7 +715,7 @@ check_secret_pending(Health *h, const char *check, void *arg)
 	ManagedRow *r = arg;
 
 	if (r->pending && (r->current == NULL || strcmp(r->pending, r->current) != 0))
-		report(h, check, "WARN", psprintf("version %s holds AWSPENDING but not AWSCURRENT: a rotation started and did not finish. Hint: the next secretsmgr_rotate() reuses it.", r->pending));
+		report(h, check, "WARN", psprintf("version %s holds AWSPENDING but not AWSCURRENT: a rotation Lambda started and did not finish. Hint: let Secrets Manager retry the rotation, or remove the label with UpdateSecretVersionStage (RemoveFromVersionId).", r->pending));
 	else
 		report(h, check, "OK", "no unfinished rotation");
 }

@@ -3,12 +3,14 @@
  *		The rotation engine: secretsmgr_rotate, the Lambda's setSecret and
  *		testSecret steps, verify and reconcile.
  *
- * The contract (docs/rotation.md):
+ * The contract (docs/rotation.md): secretsmgr_rotate makes two Secrets
+ * Manager calls, and nothing about an unfinished rotation is visible in
+ * Secrets Manager before the commit.
  *
- * 1. createSecret: reuse the AWSPENDING version if it exists, is not also
- *    AWSCURRENT and names the right user; otherwise PutSecretValue a copy of
- *    AWSCURRENT with a new password from the CSPRNG (and, for "alternating",
- *    the other user) as AWSPENDING under a fresh ClientRequestToken.
+ * 1. createSecret: GetSecretValue(AWSCURRENT), which decides the user and
+ *    whose other fields pass into the new version; a new password from the
+ *    CSPRNG (and, for "alternating", the other user); a fresh
+ *    ClientRequestToken, which is the new VersionId.  Nothing is written.
  * 2. setSecret: ALTER ROLE with a SCRAM verifier built here.  The statement
  *    is a parse tree handed to ProcessUtility() with a redacted query
  *    string, so no SQL text, log line, hook or error context ever holds the
@@ -16,19 +18,21 @@
  * 3. testSecret: the new password checked against the verifier now in
  *    pg_authid (verify.c): pg_authid must hold exactly the verifier built
  *    from it in step 2, which proves it without a second PBKDF2.
- * 4. finishSecret: UpdateSecretVersionStage moving AWSCURRENT, queued and
- *    performed in an XACT_EVENT_PRE_COMMIT callback (as postgres_fdw commits
- *    remote transactions): the label moves only when the transaction is
- *    about to commit, and a failure there aborts the commit, so the role
- *    keeps its old password.  A rollback leaves only a harmless AWSPENDING
- *    version that the next rotation reuses.
+ * 4. finishSecret: one PutSecretValue with VersionStages ["AWSCURRENT"]
+ *    under that token, queued and performed in an XACT_EVENT_PRE_COMMIT
+ *    callback (as postgres_fdw commits remote transactions); Secrets
+ *    Manager moves AWSPREVIOUS itself.  Its retries send the same token and
+ *    value, so a retry after a lost answer is a no-op success.  A failure
+ *    there aborts the commit, so the role keeps its old password; a
+ *    rollback leaves nothing at all in Secrets Manager.
  *
  * Invariant: after any failure at any point, either AWSCURRENT still logs in
  * as its role, or the next secretsmgr_rotate / secretsmgr_reconcile brings
- * them back together.  The one window where the label has moved but the
- * commit did not happen (crash or failure between the pre-commit callback
- * and the commit record) leaves the role matching AWSPREVIOUS: reconcile
- * recognises that and applies AWSCURRENT.
+ * them back together.  The one window where the new version is AWSCURRENT
+ * but the commit did not happen (failure or crash between the pre-commit
+ * callback and the commit record) leaves the role matching AWSPREVIOUS: a
+ * failure hands the label to undo.c, which moves it back; after a crash
+ * reconcile recognises it and applies AWSCURRENT.
  *
  * Two sessions rotating the same secret serialise on a transaction-level
  * advisory lock keyed on the secret's ARN (cluster-wide: roles are shared by
@@ -137,8 +141,12 @@ typedef enum SmParseError
 	SM_PARSE_NO_PASSWORD
 } SmParseError;
 
-/* A stage move queued for pre-commit (in TopTransactionContext). */
-typedef struct SmPendingMove
+/*
+ * finishSecret's PutSecretValue, queued for pre-commit (in
+ * TopTransactionContext; value and password in secret buffers, zeroed when
+ * the put is done or dropped, and when the transaction ends).
+ */
+typedef struct SmPendingPut
 {
 	int			nest_level;
 	char	   *api_id;
@@ -151,10 +159,13 @@ typedef struct SmPendingMove
 	char	   *executed_by;
 	const char *via;			/* static string: sql, scheduler */
 	TimestampTz started_at;
-} SmPendingMove;
+	char	   *value;			/* the new version's JSON */
+	char	   *password;		/* its password, for a second rotation of the
+								 * secret in this transaction */
+} SmPendingPut;
 
-static List *pending_moves = NIL;
-static List *performed_moves = NIL;	/* moved at pre-commit, not yet committed */
+static List *pending_puts = NIL;
+static List *performed_puts = NIL;	/* put at pre-commit, not yet committed */
 static bool callbacks_registered = false;
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
@@ -731,7 +742,7 @@ op_begin(const char *opname, const char *fname, const char *via,
 static void
 note_commit_error(ErrorData *edata)
 {
-	if (performed_moves != NIL && edata->elevel >= ERROR)
+	if (performed_puts != NIL && edata->elevel >= ERROR)
 		sm_undo_set_reason(edata->sqlerrcode, edata->message);
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
@@ -750,12 +761,16 @@ register_callbacks(void)
 	callbacks_registered = true;
 }
 
-/* Queue finishSecret's stage move for pre-commit. */
+/*
+ * Queue finishSecret's PutSecretValue of value (new_version's JSON, holding
+ * password) for pre-commit.
+ */
 static void
-queue_stage_move(const SmOp *op, const char *new_version, const char *old_version)
+queue_put(const SmOp *op, const char *new_version, const char *old_version,
+		  const char *value, const char *password)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-	SmPendingMove *m = palloc0(sizeof(SmPendingMove));
+	SmPendingPut *m = palloc0(sizeof(SmPendingPut));
 
 	register_callbacks();
 	m->nest_level = GetCurrentTransactionNestLevel();
@@ -769,17 +784,52 @@ queue_stage_move(const SmOp *op, const char *new_version, const char *old_versio
 	m->executed_by = pstrdup(op->executed_by);
 	m->via = op->via;
 	m->started_at = op->started_at;
-	pending_moves = lappend(pending_moves, m);
+	m->value = sm_secret_strdup(value);
+	m->password = sm_secret_strdup(password);
+	pending_puts = lappend(pending_puts, m);
 	MemoryContextSwitchTo(old);
 }
 
-/* Was the same move (secret, version) already performed in this list? */
+/* Zero the secrets of a queued put that is done or dropped. */
+static void
+scrub_put(SmPendingPut *m)
+{
+	if (m->value)
+		sm_secure_zero(m->value, strlen(m->value));
+	if (m->password)
+		sm_secure_zero(m->password, strlen(m->password));
+	m->value = NULL;
+	m->password = NULL;
+}
+
+/*
+ * The put this transaction already queued for the secret, if it still
+ * stands (a rolled-back savepoint drops its puts): a second rotation of the
+ * secret in the same transaction reuses its version.
+ */
+static SmPendingPut *
+queued_put(const char *api_id)
+{
+	SmPendingPut *found = NULL;
+	ListCell   *lc;
+
+	foreach(lc, pending_puts)
+	{
+		SmPendingPut *m = lfirst(lc);
+
+		if (strcmp(m->api_id, api_id) == 0 && m->password != NULL)
+			found = m;
+	}
+	return found;
+}
+
+/* Was the same put (secret, version) already performed in this list? */
 static bool
-already_moved(List *moves, int upto, const SmPendingMove *m)
+already_moved(List *moves, int upto, const SmPendingPut *m)
 {
 	for (int i = 0; i < upto; i++)
 	{
-		SmPendingMove *o = list_nth(moves, i);
+		SmPendingPut *o = list_nth(moves, i);
 
 		if (strcmp(o->api_id, m->api_id) == 0 &&
 			strcmp(o->new_version_id, m->new_version_id) == 0)
@@ -789,19 +839,23 @@ already_moved(List *moves, int upto, const SmPendingMove *m)
 }
 
 /*
- * One queued move.  An error is recorded (it must outlive the aborting
- * transaction) and re-raised, which aborts the commit.
+ * One queued put: the new version, made AWSCURRENT, under the rotation's
+ * token (every retry sends the same token and value, so a retry whose
+ * first attempt landed is answered as a success and changes nothing).  An
+ * error is recorded (it must outlive the aborting transaction) and
+ * re-raised, which aborts the commit.
  */
 static void
-move_stage(SmPendingMove *m)
+put_version(SmPendingPut *m)
 {
 	MemoryContext ctx = CurrentMemoryContext;
+	static const char *const stages[1] = {STAGE_CURRENT};
 
 	PG_TRY();
 	{
-		sm_client_update_secret_version_stage(m->api_id, STAGE_CURRENT,
-											  m->new_version_id,
-											  m->old_version_id);
+		(void) sm_client_put_secret_value(m->api_id, m->new_version_id,
+										  m->value, stages, 1);
+		scrub_put(m);
 	}
 	PG_CATCH();
 	{
@@ -811,9 +865,10 @@ move_stage(SmPendingMove *m)
 		MemoryContextSwitchTo(ctx);
 		edata = CopyErrorData();
 		FlushErrorState();
-		pending_moves = NIL;
+		scrub_put(m);
+		pending_puts = NIL;
 		sm_undo_set_reason(edata->sqlerrcode,
-						   psprintf("the stage move of secret \"%s\" failed: %s",
+						   psprintf("the PutSecretValue of secret \"%s\" failed: %s",
 									m->secret_id, edata->message));
 
 		memset(&row, 0, sizeof(row));
@@ -833,22 +888,23 @@ move_stage(SmPendingMove *m)
 }
 
 /*
- * Pre-commit: move AWSCURRENT for every queued rotation.  An error aborts
- * the commit, so the roles keep their old passwords.  If the commit fails
- * after some labels moved (a later move, a serialization failure), the
- * abort hands them to undo.c, prepared here, to be moved back.  A rotation
- * counts as succeeded once its transaction has committed.
+ * Pre-commit: put the new version of every queued rotation as AWSCURRENT.
+ * An error aborts the commit, so the roles keep their old passwords.  If
+ * the commit fails after some versions were put (a later put, a
+ * serialization failure), the abort hands them to undo.c, prepared here,
+ * to move AWSCURRENT back.  A rotation counts as succeeded once its
+ * transaction has committed.
  */
 static void
-perform_stage_moves(void)
+perform_puts(void)
 {
-	List	   *moves = pending_moves;
+	List	   *moves = pending_puts;
 	int			n = list_length(moves);
 	SmUndoMove *undo = palloc0(sizeof(SmUndoMove) * n);
 
 	for (int i = 0; i < n; i++)
 	{
-		SmPendingMove *m = list_nth(moves, i);
+		SmPendingPut *m = list_nth(moves, i);
 
 		undo[i].api_id = m->api_id;
 		undo[i].secret_id = m->secret_id;
@@ -865,21 +921,21 @@ perform_stage_moves(void)
 
 	for (int i = 0; i < n; i++)
 	{
-		SmPendingMove *m = list_nth(moves, i);
+		SmPendingPut *m = list_nth(moves, i);
 		MemoryContext old;
 
 		if (already_moved(moves, i, m))
 			continue;
-		move_stage(m);
+		put_version(m);
 		sm_undo_performed(i);
 		old = MemoryContextSwitchTo(TopTransactionContext);
-		performed_moves = lappend(performed_moves, m);
+		performed_puts = lappend(performed_puts, m);
 		MemoryContextSwitchTo(old);
 
 		/* Cached AWSCURRENT / AWSPENDING values of this secret are stale. */
 		invalidate_cached(NULL, m->secret_id, m->secret_arn);
 	}
-	pending_moves = NIL;
+	pending_puts = NIL;
 }
 
 /*
@@ -888,13 +944,13 @@ perform_stage_moves(void)
  * and records each rotation as failed.
  */
 static void
-end_performed_moves(bool committed)
+end_performed_puts(bool committed)
 {
 	ListCell   *lc;
 
-	foreach(lc, performed_moves)
+	foreach(lc, performed_puts)
 	{
-		SmPendingMove *m = lfirst(lc);
+		SmPendingPut *m = lfirst(lc);
 
 		count_outcome("rotate", committed ? "succeeded" : "failed", m->started_at);
 		if (!committed)
@@ -903,7 +959,7 @@ end_performed_moves(bool committed)
 							m->secret_id, m->new_version_id, m->old_version_id),
 					 errhidestmt(true)));
 	}
-	performed_moves = NIL;
+	performed_puts = NIL;
 	(void) sm_undo_finish(committed);
 }
 
@@ -914,15 +970,15 @@ xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
-			if (pending_moves != NIL)
-				perform_stage_moves();
+			if (pending_puts != NIL)
+				perform_puts();
 			break;
 		case XACT_EVENT_PRE_PREPARE:
-			if (pending_moves != NIL)
+			if (pending_puts != NIL)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot prepare a transaction that rotated a secret"),
-						 errdetail("The Secrets Manager stage move cannot wait for COMMIT PREPARED."),
+						 errdetail("The new version's PutSecretValue cannot wait for COMMIT PREPARED."),
 						 errhint("Rotate in a transaction that commits directly.")));
 			break;
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
@@ -930,13 +986,13 @@ xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_ABORT:
 			/* must not raise; the lists' memory goes with the transaction */
-			pending_moves = NIL;
-			end_performed_moves(event == XACT_EVENT_COMMIT);
+			pending_puts = NIL;
+			end_performed_puts(event == XACT_EVENT_COMMIT);
 			break;
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			pending_moves = NIL;
+			pending_puts = NIL;
 			break;
 	}
 }
@@ -952,25 +1008,28 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	int			level;
 	ListCell   *lc;
 
-	if (pending_moves == NIL)
+	if (pending_puts == NIL)
 		return;
 	level = GetCurrentTransactionNestLevel();
 
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
-		foreach(lc, pending_moves)
+		foreach(lc, pending_puts)
 		{
-			SmPendingMove *m = lfirst(lc);
+			SmPendingPut *m = lfirst(lc);
 
 			if (m->nest_level >= level)
-				pending_moves = foreach_delete_current(pending_moves, lc);
+			{
+				scrub_put(m);
+				pending_puts = foreach_delete_current(pending_puts, lc);
+			}
 		}
 	}
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
 	{
-		foreach(lc, pending_moves)
+		foreach(lc, pending_puts)
 		{
-			SmPendingMove *m = lfirst(lc);
+			SmPendingPut *m = lfirst(lc);
 
 			if (m->nest_level >= level)
 				m->nest_level = level - 1;
@@ -979,21 +1038,21 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 }
 
 /*
- * secretsmgr_rotate: createSecret, setSecret, testSecret now; finishSecret
+ * secretsmgr_rotate: createSecret (read AWSCURRENT, make the new value, write
+ * nothing), setSecret and testSecret now; finishSecret's PutSecretValue
  * queued for pre-commit.
  */
 static void
 rotate_body(SmOp *op)
 {
 	SmSecretValue cur;
-	SmSecretValue pend;
 	SmCreds		curc;
-	SmCreds		pendc = {NULL, NULL};
+	SmPendingPut *queued;
 	const char *new_user;
-	char	   *new_password = NULL;
-	char	   *new_version = NULL;
+	char	   *new_password;
+	char	   *new_version;
+	char	   *value = NULL;
 	char	   *verifier;
-	bool		have_pending;
 
 	op->step = "createSecret";
 	lock_and_refresh(op);
@@ -1010,37 +1069,26 @@ rotate_body(SmOp *op)
 	op->previous_version_id = pstrdup(cur.version_id);
 	require_usable_role(new_user);
 
-	/* Reuse a pending version left by an earlier attempt, if it fits. */
-	have_pending = sm_client_get_secret_value(op->api_id, STAGE_PENDING, NULL, true, &pend);
-	if (have_pending &&
-		strcmp(pend.version_id, cur.version_id) != 0 &&
-		!sm_secret_value_has_stage(&pend, STAGE_CURRENT) &&
-		(!op->binding.secret_arn || !pend.arn || strcmp(pend.arn, op->binding.secret_arn) == 0) &&
-		parse_creds(&pend, &pendc) == SM_PARSE_OK &&
-		strcmp(pendc.username, new_user) == 0)
+	/*
+	 * Rotated already in this transaction, from the same AWSCURRENT: the
+	 * same new version, put once.
+	 */
+	queued = queued_put(op->api_id);
+	if (queued != NULL &&
+		strcmp(queued->old_version_id, cur.version_id) == 0 &&
+		strcmp(queued->role_name, new_user) == 0)
 	{
-		new_password = pendc.password;
-		new_version = pstrdup(pend.version_id);
-		ereport(DEBUG1,
-				(errmsg_internal("secretsmgr: reusing pending version \"%s\" of secret \"%s\"",
-								 new_version, op->binding.secret_id)));
+		new_password = queued->password;
+		new_version = pstrdup(queued->new_version_id);
 	}
 	else
 	{
-		char	   *value;
-		const char *stages[1] = {STAGE_PENDING};
-
-		if (pendc.password)
-			sm_secure_zero(pendc.password, strlen(pendc.password));
+		queued = NULL;
 		new_password = sm_rotation_generate_password(sm_guc_password_length,
 													 sm_guc_password_exclude_characters);
+		new_version = sm_rotation_new_token();
 		value = build_new_value(op, cur.secret_string, new_user, new_password);
-		new_version = sm_client_put_secret_value(op->api_id, sm_rotation_new_token(),
-												 value, stages, 1);
-		sm_secure_zero(value, strlen(value));
 	}
-	if (have_pending)
-		sm_secret_value_scrub(&pend);
 	op->new_version_id = pstrdup(new_version);
 
 	op->step = "setSecret";
@@ -1048,10 +1096,14 @@ rotate_body(SmOp *op)
 
 	op->step = "testSecret";
 	require_verified(op, new_user, new_password, verifier);
-	sm_secure_zero(new_password, strlen(new_password));
 
 	op->step = "finishSecret";
-	queue_stage_move(op, new_version, cur.version_id);
+	if (queued == NULL)
+	{
+		queue_put(op, new_version, cur.version_id, value, new_password);
+		sm_secure_zero(value, strlen(value));
+		sm_secure_zero(new_password, strlen(new_password));
+	}
 	sm_secret_value_scrub(&cur);
 	invalidate_cached(op->given_id, op->binding.secret_id, op->binding.secret_arn);
 
@@ -1089,7 +1141,7 @@ sm_rotation_rotate(const char *secret_id, const char *via)
 	op = op_begin("rotate", "secretsmgr_rotate", via, secret_id, "createSecret");
 	refuse_read_only(op);
 	run_recorded(op, rotate_body);
-	/* counted as succeeded once the stage has moved, at pre-commit */
+	/* counted as succeeded once its transaction has committed */
 
 	MemoryContextSwitchTo(caller);
 	version = pstrdup(op->result_text);

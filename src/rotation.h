@@ -9,9 +9,10 @@
 #include "postgres.h"
 
 /*
- * Rotate the secret's role end to end (createSecret, setSecret, testSecret;
- * finishSecret at pre-commit).  Returns the new VersionId.  via ("sql",
- * "scheduler") is recorded in the history.
+ * Rotate the secret's role end to end in two Secrets Manager calls
+ * (GetSecretValue now; the new version's PutSecretValue, made AWSCURRENT, at
+ * pre-commit).  Returns the new VersionId.  via ("sql", "scheduler") is
+ * recorded in the history.
  */
 extern char *sm_rotation_rotate(const char *secret_id, const char *via);
 

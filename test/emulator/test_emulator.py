@@ -700,6 +700,32 @@ class TestFaults(Base):
         st, _h, _b = EMU.raw("GetSecretValue", {"SecretId": "f"})
         self.assertEqual(st, 200)
 
+    def test_lost_answer(self):
+        """The put is performed, its answer dropped; the same token and
+        value again is a success that makes no second version (and moves
+        AWSPREVIOUS as the first did); another value under it is refused."""
+        before = self.c.get_secret_value(SecretId="f")["VersionId"]
+        token = self.token()
+        put = {"SecretId": "f", "ClientRequestToken": token,
+               "SecretString": "lost", "VersionStages": ["AWSCURRENT"]}
+        self.fault(operation="PutSecretValue", fault="lost_answer")
+        with self.assertRaises((http.client.RemoteDisconnected,
+                                ConnectionResetError)):
+            EMU.raw("PutSecretValue", put)
+        nversions = len(EMU.admin("GET", "secret?id=f")["Versions"])
+        st, _h, b = EMU.raw("PutSecretValue", put)
+        self.assertEqual((st, b["VersionId"]), (200, token))
+        self.assertEqual(len(EMU.admin("GET", "secret?id=f")["Versions"]),
+                         nversions)
+        cur = self.c.get_secret_value(SecretId="f")
+        self.assertEqual((cur["VersionId"], cur["SecretString"]),
+                         (token, "lost"))
+        prev = self.c.get_secret_value(SecretId="f",
+                                       VersionStage="AWSPREVIOUS")
+        self.assertEqual(prev["VersionId"], before)
+        st, _h, b = EMU.raw("PutSecretValue", dict(put, SecretString="other"))
+        self.assertEqual((st, b["__type"]), (400, "ResourceExistsException"))
+
     def test_hang(self):
         self.fault(fault="hang", delay_ms=300)
         t = time.monotonic()

@@ -25,8 +25,8 @@ SELECT secretsmgr_manage('ver/bad', 'regress_ver_bad');
 -- no password yet
 SELECT secretsmgr_verify('ver/app') AS verifies;
 SELECT length(secretsmgr_rotate('ver/app')) AS id_length;
--- SCRAM-SHA-256: AWSCURRENT (and AWSPENDING, on the same version) verify;
--- the previous password does not
+-- SCRAM-SHA-256: AWSCURRENT verifies (the rotation left no AWSPENDING, so
+-- that is false, saying why); the previous password does not
 SELECT secretsmgr_verify('ver/app') AS current, secretsmgr_verify('ver/app', 'AWSPENDING') AS pending;
 SELECT secretsmgr_verify('ver/app', 'AWSPREVIOUS') AS previous;
 SELECT secretsmgr_verify('ver/app', 'NOSUCHSTAGE') AS no_such_stage;

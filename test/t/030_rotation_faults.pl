@@ -1,10 +1,14 @@
-# The rotation invariant under faults: for every Secrets Manager call a
-# rotation makes and every way it can fail (throttled past the retries, 500,
-# dropped connection, hung past request_timeout, cancelled), the failure is
-# recorded in secretsmgr_rotation_history, the password AWSCURRENT holds
-# still logs in (a real libpq login), and the next rotation succeeds.  Also:
-# two sessions rotating one secret serialise, different secrets do not; and
-# no password the test saw ever reaches the server log.
+# The rotation invariant under faults: for both Secrets Manager calls a
+# rotation makes (GetSecretValue of AWSCURRENT, then PutSecretValue of the
+# new version at pre-commit) and every way each can fail (throttled past the
+# retries, 500, dropped connection, hung past request_timeout, cancelled),
+# the failure is recorded in secretsmgr_rotation_history, the password
+# AWSCURRENT holds still logs in (a real libpq login), and the next rotation
+# succeeds.  Also: a rotation makes exactly those two calls (counted by the
+# emulator, both strategies); a put whose answer is lost is retried with the
+# same token and makes one version; two sessions rotating one secret
+# serialise, different secrets do not; and no password the test saw ever
+# reaches the server log.
 use strict;
 use warnings;
 use lib "$ENV{SM_TEST_ROOT}/perl";
@@ -105,10 +109,80 @@ sub queue_fault
 # Every call a rotation makes, in order: [operation, nth call of it, step]
 my @calls = (
 	[ 'GetSecretValue', 1, 'createSecret' ],    # AWSCURRENT
-	[ 'GetSecretValue', 2, 'createSecret' ],    # AWSPENDING
-	[ 'PutSecretValue', 1, 'createSecret' ],
-	[ 'UpdateSecretVersionStage', 1, 'finishSecret' ],    # at pre-commit
+	[ 'PutSecretValue', 1, 'finishSecret' ],    # at pre-commit
 );
+
+# The Secrets Manager calls of one statement, counted by the emulator.
+sub calls_of
+{
+	my ($sql) = @_;
+	SmTest::smctl('reset');
+	$node->safe_psql('postgres', $sql);
+	my $calls = SmTest::admin('GET', 'calls')->{calls};
+	return join(' ', map { "$_=$calls->{$_}" } sort keys %$calls);
+}
+
+# Two calls per rotation, whatever the strategy: nothing else is read or
+# written, and nothing at all before the commit but the read.
+{
+	SmTest::smctl('create', 'faults/alt',
+		'{"engine":"postgres","host":"127.0.0.1","username":"fault_alt","password":"Faults-Alt-Pw-3"}');
+	$node->safe_psql('postgres', q{
+		CREATE ROLE fault_alt LOGIN;
+		SELECT secretsmgr_manage('faults/alt', 'fault_alt', 'alternating');
+	});
+	foreach my $secret ('faults/app', 'faults/alt')
+	{
+		foreach my $round (1 .. 2)
+		{
+			is(calls_of("SELECT secretsmgr_rotate('$secret')"),
+				'GetSecretValue=1 PutSecretValue=1',
+				"$secret rotation $round: two calls, GetSecretValue and PutSecretValue");
+			my ($user, $pw) = creds($secret);
+			ok(SmTest::can_login($node, $user, $pw), "$secret rotation $round: AWSCURRENT logs in");
+		}
+	}
+	is( calls_of("BEGIN; SELECT secretsmgr_rotate('faults/app'); ROLLBACK;"),
+		'GetSecretValue=1',
+		'a rolled-back rotation only read AWSCURRENT: nothing was written');
+	is( calls_of("BEGIN; SELECT secretsmgr_rotate('faults/app'); SELECT secretsmgr_rotate('faults/app'); COMMIT;"),
+		'GetSecretValue=2 PutSecretValue=1',
+		'two rotations of one secret in one transaction put one version');
+}
+
+# A put whose answer is lost is sent again with the same token and value:
+# Secrets Manager answers the retry as a success and makes no second
+# version.
+{
+	SmTest::smctl('reset');
+	my $nversions = sub {
+		scalar @{ SmTest::secret_state('faults/app')->{Versions} };
+	};
+	my $before = $nversions->();
+	my $previous = current_version('faults/app');
+	SmTest::smctl('fault', 'PutSecretValue', 'lost_answer', 1);
+	my $v = $node->safe_psql('postgres', "SELECT secretsmgr_rotate('faults/app')");
+	cmp_ok(SmTest::smctl('calls', 'PutSecretValue'), '>=', 2,
+		'lost answer: the put was sent again');
+	is(current_version('faults/app'), $v, 'lost answer: the rotation committed and its version is AWSCURRENT');
+	is(stage_version('faults/app', 'AWSPREVIOUS'), $previous, 'lost answer: the version before is AWSPREVIOUS');
+	is($nversions->(), $before + 1, 'lost answer: exactly one new version');
+	is( $node->safe_psql('postgres',
+			"SELECT count(*) FROM secretsmgr_rotation_history WHERE new_version_id = '$v'"),
+		'1', 'lost answer: one history row, succeeded');
+	my ($user, $pw) = creds('faults/app');
+	ok(SmTest::can_login($node, $user, $pw), 'lost answer: AWSCURRENT logs in');
+	check_invariant('lost answer');
+
+	# every answer lost: the put took effect but the transaction aborted
+	SmTest::smctl('reset');
+	SmTest::smctl('fault', 'PutSecretValue', 'lost_answer', 6);
+	my ($ret, $out, $err) = $node->psql('postgres', "SELECT secretsmgr_rotate('faults/app')");
+	SmTest::smctl('reset');
+	like($err, qr/ERROR:.*PutSecretValue/s, 'every answer lost: the rotation fails naming PutSecretValue');
+	check_invariant('every answer lost');
+	check_next_rotation('every answer lost');
+}
 # fault, how many to queue (max_attempts is 2; libcurl silently retries a
 # dropped kept-alive connection once), expected SQLSTATE class
 my @faults = (

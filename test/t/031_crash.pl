@@ -1,9 +1,11 @@
 # The rotation invariant across crashes: the rotating backend killed with
-# SIGKILL while it waits on each Secrets Manager call (the emulator's delay
-# fault holds it there), and the whole server stopped in immediate mode
-# during the pre-commit stage move.  After each, a real login proves that
-# AWSCURRENT logs in as its role, or that one secretsmgr_reconcile makes it
-# so; the next rotation then succeeds.  No password reaches the server log.
+# SIGKILL while it waits on each of the two Secrets Manager calls (the
+# emulator's delay fault holds it there, then performs the call anyway), and
+# the whole server stopped in immediate mode during each.  After each, a
+# real login proves that AWSCURRENT logs in as its role, or that one
+# secretsmgr_reconcile makes it so (the pre-commit PutSecretValue landed and
+# the commit never came: the role matches AWSPREVIOUS); the next rotation
+# then succeeds.  No password reaches the server log.
 use strict;
 use warnings;
 use lib "$ENV{SM_TEST_ROOT}/perl";
@@ -112,28 +114,29 @@ sub check_after
 
 # SIGKILL of the rotating backend while it waits at each call.
 my @calls = (
-	[ 'GetSecretValue', 1, 0 ],             # AWSCURRENT
-	[ 'GetSecretValue', 2, 0 ],             # AWSPENDING
-	[ 'PutSecretValue', 1, 0 ],             # the pending version is stored anyway
-	[ 'UpdateSecretVersionStage', 1, 1 ],   # the stage moves, the commit never comes
+	[ 'GetSecretValue', 1, 0 ],    # AWSCURRENT: nothing was written
+	[ 'PutSecretValue', 1, 1 ],    # the new version lands, the commit never comes
 );
 foreach my $c (@calls)
 {
 	my ($op, $nth, $expect_reconcile) = @$c;
 	my $what = "SIGKILL at $op #$nth";
+	my $versions = scalar @{ SmTest::secret_state('crash/app')->{Versions} };
 	my ($h, $pid, $err) = start_paused_rotation('crash/app', $op, $nth);
 	ok($pid =~ /^\d+$/, "$what: the rotation waits at the call");
 	kill 'KILL', $pid;
 	$h->finish;
 	settle();
+	is(scalar @{ SmTest::secret_state('crash/app')->{Versions} }, $versions + $expect_reconcile,
+		$expect_reconcile ? "$what: the put made one version" : "$what: no version was made");
 	check_after('crash/app', $what, $expect_reconcile);
 }
 
-# The same at the stage move with the "alternating" strategy: AWSCURRENT now
-# names the other user, whose password never changed.
+# The same at the put with the "alternating" strategy: AWSCURRENT now names
+# the other user, whose password never changed.
 {
-	my $what = 'alternating, SIGKILL at UpdateSecretVersionStage';
-	my ($h, $pid, $err) = start_paused_rotation('crash/alt', 'UpdateSecretVersionStage', 1);
+	my $what = 'alternating, SIGKILL at PutSecretValue';
+	my ($h, $pid, $err) = start_paused_rotation('crash/alt', 'PutSecretValue', 1);
 	my ($user_before) = creds('crash/alt');
 	kill 'KILL', $pid;
 	$h->finish;
@@ -145,18 +148,7 @@ foreach my $c (@calls)
 	check_after('crash/alt', $what, 1);
 }
 
-# Immediate shutdown and restart during the pre-commit stage move.
-{
-	my $what = 'immediate stop during the stage move';
-	my ($h, $pid, $err) = start_paused_rotation('crash/app', 'UpdateSecretVersionStage', 1);
-	$node->stop('immediate');
-	$h->finish;
-	$node->start;
-	settle();
-	check_after('crash/app', $what, 1);
-}
-
-# Immediate shutdown and restart while the new password is being stored.
+# Immediate shutdown and restart during the pre-commit PutSecretValue.
 {
 	my $what = 'immediate stop during PutSecretValue';
 	my ($h, $pid, $err) = start_paused_rotation('crash/app', 'PutSecretValue', 1);
@@ -164,12 +156,22 @@ foreach my $c (@calls)
 	$h->finish;
 	$node->start;
 	settle();
-	my $pending = stage_version('crash/app', 'AWSPENDING');
-	isnt($pending, stage_version('crash/app', 'AWSCURRENT'),
-		"$what: the stored pending version is left behind");
+	check_after('crash/app', $what, 1);
+}
+
+# Immediate shutdown and restart while AWSCURRENT is read: nothing about the
+# rotation is visible in Secrets Manager afterwards.
+{
+	my $what = 'immediate stop during GetSecretValue';
+	my $current = stage_version('crash/app', 'AWSCURRENT');
+	my ($h, $pid, $err) = start_paused_rotation('crash/app', 'GetSecretValue', 1);
+	$node->stop('immediate');
+	$h->finish;
+	$node->start;
+	settle();
+	is(stage_version('crash/app', 'AWSCURRENT'), $current, "$what: AWSCURRENT did not move");
+	is(stage_version('crash/app', 'AWSPENDING'), '', "$what: no AWSPENDING version was left");
 	check_after('crash/app', $what, 0);
-	is(stage_version('crash/app', 'AWSCURRENT'), $pending,
-		"$what: the next rotation reused it");
 }
 
 my @values = grep { length($_) >= 8 } split /\n/, SmTest::smctl('secret-values');

@@ -1,8 +1,8 @@
-# A commit that fails after the pre-commit stage move.  secretsmgr_rotate
-# moves AWSCURRENT just before the commit; when the commit then fails (the
-# stage move of a second secret of the same transaction, throttled or
-# denied; a serialization failure under SERIALIZABLE), the roles keep their
-# old passwords, so every label the transaction moved must be moved back,
+# A commit that fails after the pre-commit PutSecretValue.  secretsmgr_rotate
+# puts its new version as AWSCURRENT just before the commit; when the commit
+# then fails (the put of a second secret of the same transaction, throttled
+# or denied; a serialization failure under SERIALIZABLE), the roles keep
+# their old passwords, so every label the transaction moved must be moved back,
 # the rotation recorded as failed with the reason, and not counted as a
 # success.  Afterwards AWSCURRENT logs in (a real login) with no manual
 # reconcile.  The way back never overrides a rotation that came after.
@@ -81,10 +81,10 @@ bind_secret('undo/b', 'undo_b');
 
 # ---------------------------------------------------------------------------
 # 1. Two secretsmgr_rotate calls in one transaction; the second secret's
-# stage move fails at commit: throttled (every attempt), then access denied.
+# put fails at commit: throttled (every attempt), then access denied.
 foreach my $fault ('throttle', 'access_denied')
 {
-	my $what = "second secret's stage move $fault";
+	my $what = "second secret's put $fault";
 	my $va = current_version('undo/a');
 	my $vb = current_version('undo/b');
 	my $after = last_id();
@@ -92,21 +92,21 @@ foreach my $fault ('throttle', 'access_denied')
 	$s->query_safe('SELECT secretsmgr_stats_reset()');
 	if ($fault eq 'throttle')
 	{
-		SmTest::fault_on('UpdateSecretVersionStage', 'throttle', 2, secret => 'undo/b');
+		SmTest::fault_on('PutSecretValue', 'throttle', 2, secret => 'undo/b');
 	}
 	else
 	{
-		SmTest::admin('POST', 'deny', { secret_id => 'undo/b', operation => 'UpdateSecretVersionStage' });
+		SmTest::admin('POST', 'deny', { secret_id => 'undo/b', operation => 'PutSecretValue' });
 	}
 	$s->query("BEGIN; SELECT secretsmgr_rotate('undo/a'); SELECT secretsmgr_rotate('undo/b'); COMMIT;");
 	like($s->{stderr}, $fault eq 'throttle' ? qr/throttl/i : qr/denied|not authorized/i,
 		"$what: the commit fails");
-	SmTest::admin('POST', 'allow', { secret_id => 'undo/b', operation => 'UpdateSecretVersionStage' })
+	SmTest::admin('POST', 'allow', { secret_id => 'undo/b', operation => 'PutSecretValue' })
 	  if $fault eq 'access_denied';
 
 	my $row = undo_row('undo/a', $after);
 	like($row, qr/moved back to version "\Q$va\E"/, "$what: the first secret's label is moved back");
-	like($row, qr/the stage move of secret "undo\/b" failed/, "$what: its history row gives the reason");
+	like($row, qr/the PutSecretValue of secret "undo\/b" failed/, "$what: its history row gives the reason");
 	like($row, $fault eq 'throttle' ? qr/^53400\|/ : qr/^42501\|/, "$what: and the SQLSTATE");
 	is(current_version('undo/a'), $va, "$what: AWSCURRENT of the first secret is the version before");
 	ok(SmTest::stage_logs_in($node, 'undo/a'), "$what: AWSCURRENT of the first secret logs in");
@@ -120,7 +120,7 @@ foreach my $fault ('throttle', 'access_denied')
 }
 
 # ---------------------------------------------------------------------------
-# 2. secretsmgr_rotate_due(), the second secret's stage move denied.
+# 2. secretsmgr_rotate_due(), the second secret's put denied.
 {
 	my $what = 'secretsmgr_rotate_due';
 	$node->safe_psql('postgres',
@@ -129,10 +129,10 @@ foreach my $fault ('throttle', 'access_denied')
 	my $va = current_version('undo/a');
 	my $vb = current_version('undo/b');
 	my $after = last_id();
-	SmTest::admin('POST', 'deny', { secret_id => 'undo/b', operation => 'UpdateSecretVersionStage' });
+	SmTest::admin('POST', 'deny', { secret_id => 'undo/b', operation => 'PutSecretValue' });
 	my ($ret, $out, $err) = $node->psql('postgres',
 		'SELECT count(*) FROM secretsmgr_rotate_due()');
-	SmTest::admin('POST', 'allow', { secret_id => 'undo/b', operation => 'UpdateSecretVersionStage' });
+	SmTest::admin('POST', 'allow', { secret_id => 'undo/b', operation => 'PutSecretValue' });
 	$node->safe_psql('postgres',
 		"UPDATE secretsmgr_managed SET rotation_interval = NULL WHERE secret_id IN ('undo/a', 'undo/b')");
 	isnt($ret, 0, "$what: the commit fails");
@@ -147,8 +147,8 @@ foreach my $fault ('throttle', 'access_denied')
 
 # ---------------------------------------------------------------------------
 # 3. SERIALIZABLE: two transactions with a read/write conflict; the one
-# holding a secretsmgr_rotate fails at COMMIT with 40001, after its label
-# moved.
+# holding a secretsmgr_rotate fails at COMMIT with 40001, after its put
+# made the new version AWSCURRENT.
 $node->safe_psql('postgres',
 	'CREATE TABLE ssi (id int PRIMARY KEY, v int); INSERT INTO ssi VALUES (1, 0), (2, 0)');
 {
@@ -166,11 +166,11 @@ $node->safe_psql('postgres',
 	$s1->query_safe('UPDATE ssi SET v = v + 1 WHERE id = 2');
 	my $v1 = $s1->query_safe("SELECT secretsmgr_rotate('undo/a')");
 	$s2->query_safe('COMMIT');
-	my $calls = SmTest::api_calls('UpdateSecretVersionStage');
+	my $calls = SmTest::api_calls('PutSecretValue');
 	$s1->query('COMMIT');
 	like($s1->{stderr}, qr/could not serialize access/, "$what: the COMMIT fails with a serialization failure");
-	cmp_ok(SmTest::api_calls('UpdateSecretVersionStage'), '>', $calls,
-		"$what: after the pre-commit stage move");
+	cmp_ok(SmTest::api_calls('PutSecretValue'), '>', $calls,
+		"$what: after the pre-commit put");
 
 	my $row = undo_row('undo/a', $after);
 	like($row, qr/^40001\|/, "$what: the history row has SQLSTATE 40001");
@@ -205,7 +205,7 @@ $node->safe_psql('postgres',
 	$node->poll_query_until('postgres',
 		"SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
 	  or die 'the racing rotation did not wait';
-	SmTest::fault_on('UpdateSecretVersionStage', 'throttle', 2, secret => 'undo/b');
+	SmTest::fault_on('PutSecretValue', 'throttle', 2, secret => 'undo/b');
 	$s1->query('COMMIT');
 	like($s1->{stderr}, qr/throttl/i, "$what: the commit fails");
 	$r->{h}->finish;

@@ -1,9 +1,12 @@
-# The fault matrix: every Secrets Manager call a rotation makes, times every
-# way the call can fail, for both strategies.
+# The fault matrix: both Secrets Manager calls a rotation makes
+# (GetSecretValue of AWSCURRENT, then the pre-commit PutSecretValue that
+# makes the new version AWSCURRENT), times every way the call can fail, for
+# both strategies.
 #
 # Faults the emulator serves (throttled past the retries, HTTP 500, dropped
 # connection, hung past request_timeout, malformed body, oversized body,
-# AccessDenied), and interruptions while the call is held open:
+# AccessDenied, the call performed but every answer lost), and
+# interruptions while the call is held open:
 # pg_cancel_backend, statement_timeout, SIGKILL of the backend, immediate
 # shutdown and restart.  Each interruption is run twice: with the call never
 # performed ("hang": the emulator closes the connection without acting) and
@@ -61,20 +64,14 @@ $node->safe_psql('postgres', q{
 });
 
 # ---------------------------------------------------------------------------
-# The rows: every call a rotation makes.  A rotation reads AWSCURRENT, reads
-# AWSPENDING unless AWSCURRENT carries it, stores a new AWSPENDING version
-# unless it can reuse one, and moves AWSCURRENT at pre-commit.  The
-# AWSPENDING read and the reuse are reached from the state a rolled-back
-# rotation leaves ("pending"); the other rows start from the state a
-# completed rotation leaves ("clean").
+# The rows: every call a rotation makes.  A rotation reads AWSCURRENT, and
+# at pre-commit puts the new version as AWSCURRENT; nothing else.  Every row
+# starts from the state a completed rotation leaves ("clean"), which is also
+# the state a rolled-back one leaves.
 my @calls = (
 	{ name => 'GetSecretValue AWSCURRENT', op => 'GetSecretValue', nth => 1,
 	  state => 'clean', step => 'createSecret' },
-	{ name => 'GetSecretValue AWSPENDING', op => 'GetSecretValue', nth => 2,
-	  state => 'pending', step => 'createSecret' },
-	{ name => 'PutSecretValue', op => 'PutSecretValue', nth => 1,
-	  state => 'clean', step => 'createSecret' },
-	{ name => 'UpdateSecretVersionStage', op => 'UpdateSecretVersionStage', nth => 1,
+	{ name => 'PutSecretValue AWSCURRENT', op => 'PutSecretValue', nth => 1,
 	  state => 'clean', step => 'finishSecret' },
 );
 
@@ -90,6 +87,7 @@ my @columns = (
 	{ name => 'malformed', kind => 'api', fault => 'malformed', count => $attempts, sqlstate => '08P01' },
 	{ name => 'oversized', kind => 'api', fault => 'oversized', count => $attempts, sqlstate => '54000' },
 	{ name => 'AccessDenied', kind => 'api', fault => 'access_denied', count => $attempts, sqlstate => '42501' },
+	{ name => 'answer lost', kind => 'api', fault => 'lost_answer', count => 2 * $attempts, sqlstate => '08006' },
 	{ name => 'cancel', kind => 'cancel', fault => 'hang' },
 	{ name => 'cancel, late', kind => 'cancel', fault => 'delay' },
 	{ name => 'statement_timeout', kind => 'timeout', fault => 'hang' },
@@ -142,17 +140,22 @@ sub pending_elsewhere
 	} keys %$m;
 }
 
-# Bring the secret into the state a row starts from.
+# Bring the secret into the state a row starts from: no version other than
+# AWSCURRENT carries AWSPENDING.
 sub prepare_state
 {
 	my ($s, $state) = @_;
-	if ($state eq 'pending')
-	{
-		$node->safe_psql('postgres',
-			"BEGIN; SELECT secretsmgr_rotate('$s'); ROLLBACK;");
-		return pending_elsewhere($s) == 1;
-	}
 	return pending_elsewhere($s) == 0;
+}
+
+# Did the failing call take effect in Secrets Manager anyway?  A put that
+# the emulator performs after its client has gone ("late"), or whose every
+# answer was lost, made its version AWSCURRENT without the commit.
+sub put_landed
+{
+	my ($call, $col) = @_;
+	return $call->{op} eq 'PutSecretValue'
+	  && ($col->{fault} eq 'delay' || $col->{fault} eq 'lost_answer');
 }
 
 # (a) The invariant.  Returns held / held after reconcile / held after
@@ -306,8 +309,8 @@ sub run_case
 		if ($call->{step} eq 'finishSecret')
 		{
 			# statement_timeout is switched off before COMMIT starts: the
-			# pre-commit stage move is bounded by request_timeout and the
-			# retries instead, and here the retry succeeds.
+			# pre-commit put is bounded by request_timeout and the retries
+			# instead, and here the retry (same token) succeeds.
 			ok(!$failed, "$what: (b) statement_timeout does not interrupt COMMIT; the rotation completes")
 			  or diag("stderr: $err");
 			like($out, qr/^failed=0$/m, "$what: (b) no failure counted");
@@ -343,7 +346,7 @@ sub run_case
 		is(history_count($s), $rows_before, "$what: (b) no history row (the transaction died with it)");
 	}
 	my $after = SmTest::stage_map($s);
-	if ($outcome eq 'failed' && !($col->{fault} eq 'delay' && $op eq 'UpdateSecretVersionStage'))
+	if ($outcome eq 'failed' && !put_landed($call, $col))
 	{
 		is_deeply([ holder($after, 'AWSCURRENT'), holder($after, 'AWSPREVIOUS') ],
 			[ holder($before, 'AWSCURRENT'), holder($before, 'AWSPREVIOUS') ],
@@ -357,7 +360,7 @@ sub run_case
 	# (a) the invariant
 	my $inv = invariant($s);
 	isnt($inv, 'VIOLATION', "$what: (a) the invariant holds ($inv)");
-	my $expect = ($col->{fault} eq 'delay' && $call->{op} eq 'UpdateSecretVersionStage' && $outcome eq 'failed')
+	my $expect = (put_landed($call, $col) && $outcome eq 'failed')
 	  ? 'held after reconcile' : 'held';
 	is($inv, $expect, "$what: (a) $expect, as the contract says");
 	$total{cases}++;
@@ -370,14 +373,17 @@ sub run_case
 }
 
 # ---------------------------------------------------------------------------
-# Every call a rotation makes is a row of the matrix.
+# Every call a rotation makes is a row of the matrix, and there are two:
+# after a completed rotation and after a rolled-back one alike.
 foreach my $strategy (sort keys %secret)
 {
 	my $s = $secret{$strategy};
-	foreach my $state ('clean', 'pending')
+	foreach my $state ('completed', 'rolled back')
 	{
 		SmTest::reset_emulator();
-		prepare_state($s, $state);
+		$node->safe_psql('postgres', "BEGIN; SELECT secretsmgr_rotate('$s'); ROLLBACK;")
+		  if $state eq 'rolled back';
+		ok(prepare_state($s, 'clean'), "$strategy, after a $state rotation: no version is left pending");
 		SmTest::reset_emulator();
 		$node->safe_psql('postgres', "SELECT secretsmgr_rotate('$s')");
 		my @ops = map { $_->{op} } SmTest::answered_calls();
@@ -387,16 +393,9 @@ foreach my $strategy (sort keys %secret)
 			my $op = $_;
 			!grep { $_->{op} eq $op && $_->{nth} >= $nth } @calls
 		} @ops;
-		is_deeply(\@unknown, [], "$strategy, $state state: every call of the rotation (@ops) is a row of the matrix");
-		if ($state eq 'pending')
-		{
-			is($n{GetSecretValue}, 2, "$strategy, pending state: the rotation reads AWSPENDING");
-			ok(!$n{PutSecretValue}, "$strategy, pending state: and reuses it");
-		}
-		else
-		{
-			is($n{PutSecretValue}, 1, "$strategy, clean state: the rotation stores a new version");
-		}
+		is_deeply(\@unknown, [], "$strategy, after a $state rotation: every call of the rotation (@ops) is a row of the matrix");
+		is(scalar(@ops), 2, "$strategy, after a $state rotation: two calls");
+		is($n{PutSecretValue}, 1, "$strategy, after a $state rotation: one of them stores the new version");
 	}
 }
 
@@ -442,7 +441,7 @@ my $elapsed = time() - $t_start;
 push @md,
   sprintf('Cases run: %d (%d calls × %d faults × 2 strategies%s); '
 	  . 'invariant held: %d directly, %d after one `secretsmgr_reconcile`, %d after one `secretsmgr_rotate`; '
-	  . 'violations: %d. Rotations that failed: %d; completed (statement_timeout does not reach the pre-commit stage move): %d. '
+	  . 'violations: %d. Rotations that failed: %d; completed (statement_timeout does not reach the pre-commit put): %d. '
 	  . 'Run time %.0f s.',
 	$total{cases}, scalar(@calls), scalar(@columns),
 	($repeat > 1 ? " × $repeat rounds" : ''),

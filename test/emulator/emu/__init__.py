@@ -4,6 +4,7 @@ One module per concern, layered one way (nothing imports a module listed
 after it):
 
   common       constants, ApiError, time helpers
+  lost_answer  the lost_answer fault: performed, answer dropped
   params       request parameter validation (ValidationException)
   store        secrets, versions, staging labels; every value ever stored
   iam          IAM identity policies and the IAM check of a call

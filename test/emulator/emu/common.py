@@ -29,6 +29,7 @@ FAULTS = (
     "throttle", "error500", "error503", "delay", "hang", "drop", "malformed",
     "oversized", "access_denied", "html403", "empty403", "xml_error",
     "expired_token", "decryption_failure", "stage_mismatch",
+    "lost_answer",      # performed, answer dropped: emu/lost_answer.py
 )
 
 # Operation keys for credential endpoints (faults and counters).

@@ -23,6 +23,7 @@ from .dialects import (
     DIALECTS, dialect_error, dialect_request, dialect_response, parse_dialects)
 from .faults import FaultsMixin
 from .iam import access_denied_message, iam_check_call
+from . import lost_answer
 from .operations import HANDLERS
 from .params import p_value
 from .sigv4 import verify_signature
@@ -193,7 +194,8 @@ class Handler(FaultsMixin, CredentialsMixin, AdminMixin,
             elif secret_id is not None:
                 ids = [secret_id]
             f = emu.take_fault(op, ids)
-            if f is not None and self.serve_fault(f, op, secret_id, start):
+            if not lost_answer.arm(self, f) and f is not None and \
+                    self.serve_fault(f, op, secret_id, start):
                 return
             if op != "BatchGetSecretValue" and \
                     emu.is_denied(op, parsed.get("SecretId")):
@@ -209,6 +211,8 @@ class Handler(FaultsMixin, CredentialsMixin, AdminMixin,
                     emu.request_key = None
             result = {k: v for k, v in result.items() if v is not None}
             result = dialect_response(emu, op, result)
+            if lost_answer.intercept(self, emu, op, secret_id, start):
+                return
             self.send_json(200, result)
             emu.record(op or target, secret_id, 200, self.elapsed_us(start))
         except ApiError as e:
