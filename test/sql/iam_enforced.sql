@@ -102,7 +102,10 @@ SELECT secretsmgr_iam_policy(secrets => :reads) \g |test/emulator/smctl iam-poli
 \pset format aligned
 SELECT secretsmgr_get_secret('iam/reader') ? 'password' AS reader_read;
 SELECT secretsmgr_manage('iam/new', 'regress_iam_new');
-SELECT regexp_replace(sm_error($$SELECT secretsmgr_rotate('iam/new')$$), '(iam/new)-[A-Za-z0-9]{6}', '\1-XXXXXX') AS sm_error;
+-- (the new version is put at commit, which AWS refuses: the rotation rolls back)
+\set VERBOSITY sqlstate
+SELECT length(secretsmgr_rotate('iam/new')) > 0 AS rotated_new;
+\set VERBOSITY default
 -- regenerated after the binding: iam/new is managed now, by its exact ARN
 SELECT s ->> 'Sid' AS sid,
        regexp_replace(s ->> 'Resource', '-[A-Za-z0-9]{6}"', '-XXXXXX"', 'g') AS resource
