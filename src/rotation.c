@@ -73,18 +73,11 @@
 #include "history.h"
 #include "registry.h"
 #include "rotation.h"
+#include "scram.h"
 #include "secretsmgr.h"
 #include "smclient.h"
 #include "undo.h"
 #include "verify.h"
-
-/*
- * libpq/scram.h pulls in libpq-be.h and with it the GSSAPI headers, which a
- * server built with GSSAPI needs at compile time but this module does not:
- * declare the one function used (exported by the server since 14; compat.h
- * maps the older name).
- */
-extern char *pg_be_scram_build_secret(const char *password);
 
 #define STAGE_CURRENT	"AWSCURRENT"
 #define STAGE_PENDING	"AWSPENDING"
@@ -478,17 +471,13 @@ require_usable_role(const char *role)
 static char *
 set_role_password(const char *role, const char *password)
 {
-	char	   *built;
 	char	   *verifier;
 	AlterRoleStmt *stmt;
 	RoleSpec   *spec;
 	PlannedStmt *pstmt;
 	char	   *query;
 
-	built = pg_be_scram_build_secret(password);
-	verifier = sm_secret_strndup(built, strlen(built));
-	sm_secure_zero(built, strlen(built));
-	pfree(built);
+	verifier = sm_scram_build_secret(password);
 
 	spec = makeNode(RoleSpec);
 	spec->roletype = ROLESPEC_CSTRING;
