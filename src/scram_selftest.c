@@ -15,6 +15,8 @@
  * pg_be_scram_build_secret() (its own SASLprep rule, random salt and the
  * server's iteration count), and scram.c is run again with the salt and
  * count read back from that verifier.  No password leaves this file.
+ * secretsmgr_scram_bench, test-only as well, times both builders for
+ * make bench.
  *
  * src/scram_selftest.c
  *
@@ -29,6 +31,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "portability/instr_time.h"
 
 #include "compat.h"
 #include "scram.h"
@@ -312,4 +315,46 @@ secretsmgr_scram_selftest(PG_FUNCTION_ARGS)
 	values[6] = Int32GetDatum(n_full_setting);
 	values[7] = Int32GetDatum(n_differing);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(secretsmgr_scram_bench);
+
+/*
+ * secretsmgr_scram_bench(n int, openssl bool) -> float8: microseconds per
+ * verifier over n builds at the server's iteration count, by scram.c
+ * (openssl) or by PostgreSQL's pg_be_scram_build_secret().  Test-only, like
+ * secretsmgr_scram_selftest: make bench binds it for its PBKDF2 row.
+ */
+Datum
+secretsmgr_scram_bench(PG_FUNCTION_ARGS)
+{
+	int32		n = PG_GETARG_INT32(0);
+	bool		openssl = PG_GETARG_BOOL(1);
+	MemoryContext cxt;
+	MemoryContext old;
+	instr_time	start;
+	instr_time	elapsed;
+
+	if (n <= 0)
+		elog(ERROR, "n must be positive");
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "secretsmgr scram bench",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	INSTR_TIME_SET_CURRENT(start);
+	for (int i = 0; i < n; i++)
+	{
+		char		password[32];
+		char	   *v;
+
+		CHECK_FOR_INTERRUPTS();
+		snprintf(password, sizeof(password), "Bench-Password-%08d", i);
+		v = openssl ? sm_scram_build_secret(password) : pg_be_scram_build_secret(password);
+		sm_secure_zero(v, strlen(v));
+		MemoryContextReset(cxt);
+	}
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	PG_RETURN_FLOAT8(INSTR_TIME_GET_MICROSEC(elapsed) / n);
 }
