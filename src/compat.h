@@ -70,9 +70,9 @@ RestrictSearchPath(void)
 /*
  * 16: SCRAM secrets carry a hash type and a key length, and the number of
  * iterations is the scram_iterations setting (4096 fixed before).
- * pg_be_scram_build_secret() reads that setting itself, so a verifier built
- * by secretsmgr has the same iteration count as one ALTER ROLE ... PASSWORD
- * 'plain' would store.  parse_scram_secret() returns the hash type and key
+ * scram.c reads that setting (SM_SCRAM_ITERATIONS, below), so a verifier
+ * built by secretsmgr has the same iteration count as one ALTER ROLE ...
+ * PASSWORD 'plain' would store.  parse_scram_secret() returns the hash type and key
  * length; older majors know SCRAM-SHA-256 only.  (libpq/scram.h would pull
  * in libpq-be.h and the GSSAPI headers: the one function is declared here.)
  */
@@ -88,6 +88,26 @@ extern bool parse_scram_secret(const char *secret, int *iterations, char **salt,
 #define parse_scram_secret(secret, iterations, hash_type, key_length, salt, stored_key, server_key) \
 	(*(hash_type) = PG_SHA256, *(key_length) = SCRAM_KEY_LEN, \
 	 (parse_scram_secret)((secret), (iterations), (salt), (stored_key), (server_key)))
+#endif
+
+/*
+ * 16: the iteration count of a new SCRAM verifier is the scram_iterations
+ * setting (4096 fixed before), and scram_build_secret() takes the hash type
+ * and key length; 18: its salt is a uint8 buffer (char before), which the
+ * cast through void covers.  secretsmgr builds verifiers with OpenSSL
+ * (scram.c) and uses PostgreSQL's builder only to prove them identical.
+ */
+#if PG_VERSION_NUM >= 160000
+extern PGDLLIMPORT int scram_sha_256_iterations;
+#define SM_SCRAM_ITERATIONS		scram_sha_256_iterations
+#define sm_pg_scram_build_secret(salt, saltlen, iterations, password, errstr) \
+	scram_build_secret(PG_SHA256, SCRAM_SHA_256_KEY_LEN, (const void *) (salt), \
+					   (saltlen), (iterations), (password), (errstr))
+#else
+#define SM_SCRAM_ITERATIONS		SCRAM_DEFAULT_ITERATIONS
+#define sm_pg_scram_build_secret(salt, saltlen, iterations, password, errstr) \
+	scram_build_secret((const char *) (salt), (saltlen), (iterations), \
+					   (password), (errstr))
 #endif
 
 /*

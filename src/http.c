@@ -97,31 +97,40 @@ static CURLM *multi_handle = NULL;
  */
 static SmTransfer xfer;
 
-/* Zero and free the body and the header list of the current transfer. */
-static void
-transfer_scrub(void)
-{
-	if (xfer.body != NULL)
-	{
-		sm_secure_zero(xfer.body, xfer.body_cap);
-		free(xfer.body);
-	}
-	xfer.body = NULL;
-	xfer.body_len = 0;
-	xfer.body_cap = 0;
+static void many_abandon(void);
 
-	if (xfer.headers != NULL)
+/* Zero and free the body and the header list of transfer t. */
+static void
+transfer_scrub_one(SmTransfer *t)
+{
+	if (t->body != NULL)
+	{
+		sm_secure_zero(t->body, t->body_cap);
+		free(t->body);
+	}
+	t->body = NULL;
+	t->body_len = 0;
+	t->body_cap = 0;
+
+	if (t->headers != NULL)
 	{
 		struct curl_slist *h;
 
-		for (h = xfer.headers; h != NULL; h = h->next)
+		for (h = t->headers; h != NULL; h = h->next)
 		{
 			if (h->data != NULL)
 				sm_secure_zero(h->data, strlen(h->data));
 		}
-		curl_slist_free_all(xfer.headers);
+		curl_slist_free_all(t->headers);
 	}
-	xfer.headers = NULL;
+	t->headers = NULL;
+}
+
+/* The same for the current single transfer. */
+static void
+transfer_scrub(void)
+{
+	transfer_scrub_one(&xfer);
 }
 
 /*
@@ -280,12 +289,12 @@ header_text_ok(const char *s)
 }
 
 /*
- * Build the request header list in xfer.headers.  Values may be tokens, so
+ * Build the request header list in t->headers.  Values may be tokens, so
  * the formatted line is built in a secret buffer; curl_slist_append takes
- * its own malloc'd copy, scrubbed by transfer_scrub().
+ * its own malloc'd copy, scrubbed by transfer_scrub_one().
  */
 static bool
-build_headers(const SmHttpRequest *req)
+build_headers(SmTransfer *t, const SmHttpRequest *req)
 {
 	bool		has_content_type = false;
 	int			i;
@@ -307,25 +316,24 @@ build_headers(const SmHttpRequest *req)
 		len = strlen(name) + 2 + strlen(value);
 		line = sm_secret_alloc(len + 1);
 		snprintf(line, len + 1, "%s: %s", name, value);
-		l = curl_slist_append(xfer.headers, line);
+		l = curl_slist_append(t->headers, line);
 		sm_secure_zero(line, len);
 		if (l == NULL)
 			return false;
-		xfer.headers = l;
+		t->headers = l;
 	}
 
 	/* no "Expect: 100-continue" round trip; no form content type by default */
-	xfer.headers = curl_slist_append(xfer.headers, "Expect:");
-	if (xfer.headers != NULL && !has_content_type)
-		xfer.headers = curl_slist_append(xfer.headers, "Content-Type:");
-	return xfer.headers != NULL;
+	t->headers = curl_slist_append(t->headers, "Expect:");
+	if (t->headers != NULL && !has_content_type)
+		t->headers = curl_slist_append(t->headers, "Content-Type:");
+	return t->headers != NULL;
 }
 
-/* Apply every option of one request to the (freshly reset) easy handle. */
+/* Apply every option of one request, transfer t, to the easy handle h. */
 static bool
-set_options(const SmHttpRequest *req, const char *proxy)
+set_options(CURL *h, SmTransfer *t, const SmHttpRequest *req)
 {
-	CURL	   *h = easy_handle;
 	bool		ok = true;
 
 	curl_easy_reset(h);
@@ -342,22 +350,22 @@ set_options(const SmHttpRequest *req, const char *proxy)
 	if (sm_guc_ca_file != NULL && sm_guc_ca_file[0] != '\0')
 		SETOPT(CURLOPT_CAINFO, sm_guc_ca_file);
 	SETOPT(CURLOPT_USERAGENT, "secretsmgr/" SECRETSMGR_VERSION);
-	SETOPT(CURLOPT_ERRORBUFFER, xfer.errbuf);
+	SETOPT(CURLOPT_ERRORBUFFER, t->errbuf);
 	SETOPT(CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
 	SETOPT(CURLOPT_TIMEOUT_MS, req->timeout_ms);
 	SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
-	SETOPT(CURLOPT_WRITEDATA, &xfer);
+	SETOPT(CURLOPT_WRITEDATA, t);
 	SETOPT(CURLOPT_HEADERFUNCTION, header_cb);
-	SETOPT(CURLOPT_HEADERDATA, &xfer);
+	SETOPT(CURLOPT_HEADERDATA, t);
 	SETOPT(CURLOPT_URL, req->url);
-	SETOPT(CURLOPT_HTTPHEADER, xfer.headers);
+	SETOPT(CURLOPT_HTTPHEADER, t->headers);
 	/*
 	 * The proxy is always chosen here (sm_http_proxy_for), never by libcurl
 	 * reading the environment itself: "" is a direct connection.
 	 * Credentials endpoints are link-local or loopback and answer with keys,
 	 * so a proxy of the environment never sees them (req->no_proxy).
 	 */
-	SETOPT(CURLOPT_PROXY, proxy ? proxy : "");
+	SETOPT(CURLOPT_PROXY, t->proxy ? t->proxy : "");
 
 	if (strcmp(req->method, "GET") == 0)
 		SETOPT(CURLOPT_HTTPGET, 1L);
@@ -424,7 +432,7 @@ map_curl_result(CURLcode rc)
  * mismatch code).
  */
 static SmHttpTlsFailure
-classify_tls_failure(CURLcode rc)
+classify_tls_failure(CURL *h, CURLcode rc)
 {
 	long		verify = X509_V_OK;
 
@@ -432,7 +440,7 @@ classify_tls_failure(CURLcode rc)
 		return SM_TLS_CA_FILE;
 	if (rc != CURLE_PEER_FAILED_VERIFICATION)
 		return SM_TLS_HANDSHAKE;
-	if (curl_easy_getinfo(easy_handle, CURLINFO_SSL_VERIFYRESULT,
+	if (curl_easy_getinfo(h, CURLINFO_SSL_VERIFYRESULT,
 						  &verify) != CURLE_OK)
 		return SM_TLS_HANDSHAKE;
 	switch (verify)
@@ -605,13 +613,13 @@ sm_http_perform(const SmHttpRequest *req, SmHttpResponse *resp)
 					 xfer.proxy_invalid);
 			status = SM_HTTP_OTHER_ERROR;
 		}
-		else if (!build_headers(req))
+		else if (!build_headers(&xfer, req))
 		{
 			snprintf(resp->error, sizeof(resp->error),
 					 "invalid or unbuildable request header");
 			status = SM_HTTP_OTHER_ERROR;
 		}
-		else if (!set_options(req, xfer.proxy))
+		else if (!set_options(easy_handle, &xfer, req))
 		{
 			snprintf(resp->error, sizeof(resp->error),
 					 "could not set request options");
@@ -673,7 +681,7 @@ sm_http_perform(const SmHttpRequest *req, SmHttpResponse *resp)
 					resp->error[--len] = '\0';
 			}
 			if (status == SM_HTTP_TLS_ERROR)
-				resp->tls_failure = classify_tls_failure(xfer.result);
+				resp->tls_failure = classify_tls_failure(easy_handle, xfer.result);
 			if (xfer.proxy != NULL)
 				note_proxy(resp, xfer.proxy, xfer.proxy_var);
 			if (resp->status == 0 && easy_handle != NULL)
@@ -1057,6 +1065,7 @@ sm_http_url_allowed(const char *url, const char *const *extra_http_hosts)
 void
 sm_http_reset(void)
 {
+	many_abandon();
 	if (multi_handle != NULL && easy_handle != NULL && xfer.active)
 		curl_multi_remove_handle(multi_handle, easy_handle);
 	xfer.active = false;
@@ -1066,4 +1075,287 @@ sm_http_reset(void)
 	if (multi_handle != NULL)
 		curl_multi_cleanup(multi_handle);
 	multi_handle = NULL;
+}
+
+/*
+ * Concurrent requests (sm_http_perform_many).  They have a multi handle of
+ * their own, which keeps the connections it opened alive between calls
+ * (libcurl pools connections per multi handle), and one easy handle per
+ * slot.  The state is file-level for the same reason as xfer: the PG_CATCH
+ * cleanup needs no volatile locals.  Only one call runs at a time in a
+ * backend.
+ */
+static CURLM *many_multi = NULL;
+static CURL *many_easy[SM_HTTP_MAX_IN_FLIGHT];
+static SmTransfer many_xfer[SM_HTTP_MAX_IN_FLIGHT];
+static int	many_index[SM_HTTP_MAX_IN_FLIGHT];	/* request in a slot, -1 */
+
+/* Detach a slot's transfer and scrub its buffers; keep its connection. */
+static void
+many_slot_release(int slot)
+{
+	if (many_xfer[slot].active && many_multi != NULL && many_easy[slot] != NULL)
+		curl_multi_remove_handle(many_multi, many_easy[slot]);
+	many_xfer[slot].active = false;
+	transfer_scrub_one(&many_xfer[slot]);
+	many_index[slot] = -1;
+}
+
+/*
+ * Leave every transfer in flight: detach and scrub them, and drop the
+ * handles with their connections (mid-request, they cannot be reused).
+ * Safe to call more than once.
+ */
+static void
+many_abandon(void)
+{
+	for (int slot = 0; slot < SM_HTTP_MAX_IN_FLIGHT; slot++)
+	{
+		many_slot_release(slot);
+		if (many_easy[slot] != NULL)
+			curl_easy_cleanup(many_easy[slot]);
+		many_easy[slot] = NULL;
+	}
+	if (many_multi != NULL)
+		curl_multi_cleanup(many_multi);
+	many_multi = NULL;
+}
+
+/* Record a failure of request i that never produced a response. */
+static void
+many_fail(SmHttpResponse *resp, SmHttpStatus *status, SmHttpStatus st,
+		  const char *why)
+{
+	*status = st;
+	snprintf(resp->error, sizeof(resp->error), "%s", why);
+}
+
+/*
+ * Start request i in slot: its handle, headers and options.  False (with
+ * the failure recorded) when it could not start.
+ */
+static bool
+many_start(int slot, int i, const SmHttpRequest *req, SmHttpResponse *resp,
+		   SmHttpStatus *status)
+{
+	SmTransfer *t = &many_xfer[slot];
+
+	memset(t, 0, sizeof(*t));
+	t->max_body = req->max_body > 0 ? req->max_body : SM_MAX_RESPONSE_BYTES;
+	if (!req->no_proxy)
+		t->proxy = proxy_choose(req->url, &t->proxy_var, &t->proxy_invalid);
+	if (many_easy[slot] == NULL && (many_easy[slot] = curl_easy_init()) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl handle")));
+	many_index[slot] = i;
+
+	if (req->method == NULL ||
+		(strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0 &&
+		 strcmp(req->method, "PUT") != 0))
+		many_fail(resp, status, SM_HTTP_OTHER_ERROR, "unsupported HTTP method");
+	else if (t->proxy_invalid != NULL)
+		many_fail(resp, status, SM_HTTP_OTHER_ERROR, t->proxy_invalid);
+	else if (!build_headers(t, req))
+		many_fail(resp, status, SM_HTTP_OTHER_ERROR, "invalid or unbuildable request header");
+	else if (!set_options(many_easy[slot], t, req) ||
+			 curl_easy_setopt(many_easy[slot], CURLOPT_PRIVATE, (void *) t) != CURLE_OK)
+		many_fail(resp, status, SM_HTTP_OTHER_ERROR, "could not set request options");
+	else if (curl_multi_add_handle(many_multi, many_easy[slot]) != CURLM_OK)
+		many_fail(resp, status, SM_HTTP_OTHER_ERROR, "could not start the request");
+	else
+	{
+		t->active = true;
+		return true;
+	}
+	many_slot_release(slot);
+	return false;
+}
+
+/*
+ * A slot's transfer ended with rc: fill its response (the body copied into
+ * a secret buffer of CurrentMemoryContext) and free the slot.
+ */
+static void
+many_complete(int slot, CURLcode rc, SmHttpResponse *resp, SmHttpStatus *status)
+{
+	SmTransfer *t = &many_xfer[slot];
+	CURL	   *h = many_easy[slot];
+	SmHttpStatus st = map_curl_result(rc);
+	long		code = 0;
+
+	if ((st == SM_HTTP_TIMEOUT || st == SM_HTTP_OTHER_ERROR) && t->too_large)
+		st = SM_HTTP_TOO_LARGE;
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	resp->status = code;
+	strlcpy(resp->request_id, t->request_id, sizeof(resp->request_id));
+	*status = st;
+
+	if (st == SM_HTTP_OK)
+	{
+		char	   *body = sm_secret_alloc(t->body_len + 1);
+
+		if (t->body_len > 0)
+			memcpy(body, t->body, t->body_len);
+		body[t->body_len] = '\0';
+		resp->body = body;
+		resp->body_len = t->body_len;
+		many_slot_release(slot);
+		return;
+	}
+
+	if (st == SM_HTTP_TOO_LARGE)
+		snprintf(resp->error, sizeof(resp->error),
+				 "response body exceeds %zu bytes", t->max_body);
+	else
+	{
+		size_t		len;
+
+		snprintf(resp->error, sizeof(resp->error), "%s",
+				 t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+		len = strlen(resp->error);
+		while (len > 0 && (resp->error[len - 1] == '\n' || resp->error[len - 1] == '\r'))
+			resp->error[--len] = '\0';
+	}
+	if (st == SM_HTTP_TLS_ERROR)
+		resp->tls_failure = classify_tls_failure(h, rc);
+	if (t->proxy != NULL)
+		note_proxy(resp, t->proxy, t->proxy_var);
+	/* a connection that failed mid-request is not reused */
+	many_slot_release(slot);
+	curl_easy_cleanup(many_easy[slot]);
+	many_easy[slot] = NULL;
+}
+
+/* The slot whose transfer t is, or -1. */
+static int
+many_slot_of(const SmTransfer *t)
+{
+	for (int slot = 0; slot < SM_HTTP_MAX_IN_FLIGHT; slot++)
+		if (&many_xfer[slot] == t && many_index[slot] >= 0)
+			return slot;
+	return -1;
+}
+
+/*
+ * Perform reqs[0..n-1] concurrently; see http.h for the contract.  The wait
+ * loop is run_transfer's: 50 ms slices of curl_multi_poll, the client looked
+ * at between them, and a pending cancel, timeout or terminate raised after
+ * every transfer has been detached and scrubbed.
+ */
+void
+sm_http_perform_many(const SmHttpRequest *reqs, int n, int max_in_flight,
+					 SmHttpResponse *resps, SmHttpStatus *statuses)
+{
+	volatile int next = 0;
+	volatile int active = 0;
+
+	Assert(n >= 0);
+	for (int i = 0; i < n; i++)
+	{
+		memset(&resps[i], 0, sizeof(SmHttpResponse));
+		statuses[i] = SM_HTTP_OTHER_ERROR;
+	}
+	if (n == 0)
+		return;
+	max_in_flight = Max(1, Min(max_in_flight, SM_HTTP_MAX_IN_FLIGHT));
+
+	ensure_handles();			/* curl_global_init */
+	if (many_multi == NULL && (many_multi = curl_multi_init()) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl multi handle")));
+	for (int slot = 0; slot < SM_HTTP_MAX_IN_FLIGHT; slot++)
+		many_index[slot] = -1;
+
+	PG_TRY();
+	{
+		while (next < n || active > 0)
+		{
+			int			running = 0;
+			CURLMcode	mc;
+			CURLMsg    *msg;
+			int			queued;
+
+			/* fill the free slots */
+			for (int slot = 0; slot < max_in_flight && next < n; slot++)
+			{
+				if (many_index[slot] >= 0)
+					continue;
+				if (many_start(slot, next, &reqs[next], &resps[next], &statuses[next]))
+					active++;
+				next++;
+			}
+			if (active == 0)
+				continue;
+
+			mc = curl_multi_perform(many_multi, &running);
+			while (mc == CURLM_OK &&
+				   (msg = curl_multi_info_read(many_multi, &queued)) != NULL)
+			{
+				SmTransfer *t = NULL;
+				int			slot;
+
+				if (msg->msg != CURLMSG_DONE)
+					continue;
+				curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
+				slot = many_slot_of(t);
+				if (slot < 0)
+					continue;
+				many_complete(slot, msg->data.result, &resps[many_index[slot]],
+							  &statuses[many_index[slot]]);
+				active--;
+			}
+			if (mc == CURLM_OK && active > 0 && running == 0)
+				mc = CURLM_INTERNAL_ERROR;	/* ended without a result */
+			if (mc == CURLM_OK && active > 0)
+				mc = curl_multi_poll(many_multi, NULL, 0, SM_HTTP_SLICE_MS, NULL);
+			if (mc != CURLM_OK)
+			{
+				/* the multi handle is unusable: fail what is in flight */
+				for (int slot = 0; slot < SM_HTTP_MAX_IN_FLIGHT; slot++)
+					if (many_index[slot] >= 0)
+						many_fail(&resps[many_index[slot]], &statuses[many_index[slot]],
+								  SM_HTTP_OTHER_ERROR,
+								  mc == CURLM_INTERNAL_ERROR ? "transfer ended without a result" :
+								  curl_multi_strerror(mc));
+				many_abandon();
+				active = 0;
+				if ((many_multi = curl_multi_init()) == NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_OUT_OF_MEMORY),
+							 errmsg("could not create a libcurl multi handle")));
+				for (int slot = 0; slot < SM_HTTP_MAX_IN_FLIGHT; slot++)
+					many_index[slot] = -1;
+			}
+
+			(void) sm_backend_client_gone();
+			if (INTERRUPTS_PENDING_CONDITION())
+			{
+				if ((QueryCancelPending || ProcDiePending || ClientConnectionLost) &&
+					INTERRUPTS_CAN_BE_PROCESSED())
+				{
+					/* leave libcurl before the error unwinds past us */
+					many_abandon();
+					CHECK_FOR_INTERRUPTS();
+
+					/* absorbed without an error: what is left fails */
+					for (int i = 0; i < n; i++)
+						if (resps[i].body == NULL && resps[i].error[0] == '\0' &&
+							resps[i].status == 0)
+							many_fail(&resps[i], &statuses[i], SM_HTTP_OTHER_ERROR,
+									  "request interrupted");
+					break;
+				}
+				/* anything else raised here is cleaned up by our PG_CATCH */
+				CHECK_FOR_INTERRUPTS();
+			}
+		}
+	}
+	PG_CATCH();
+	{
+		many_abandon();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }

@@ -65,6 +65,32 @@ typedef struct SmHttpResponse
  */
 extern SmHttpStatus sm_http_perform(const SmHttpRequest *req, SmHttpResponse *resp);
 
+/* Most requests sm_http_perform_many keeps in flight at once. */
+#define SM_HTTP_MAX_IN_FLIGHT	64
+
+/*
+ * Perform reqs[0..n-1] concurrently over libcurl's multi interface, at most
+ * max_in_flight (clamped to 1..SM_HTTP_MAX_IN_FLIGHT) at a time; a request
+ * starts as soon as a slot frees.  The contract:
+ *
+ * - resps[i] and statuses[i] mean for reqs[i] what sm_http_perform's
+ *   response and result mean: transport failures are returned per request,
+ *   never raised; a body (a secret buffer of CurrentMemoryContext, zero it
+ *   with sm_http_response_free) is kept only when statuses[i] is SM_HTTP_OK.
+ * - The requests' URLs, headers and bodies must stay valid until it
+ *   returns; nothing is retried or signed here (sm_client_call_many does
+ *   that), and completion order is not request order.
+ * - The wait is sm_http_perform's: 50 ms slices, the client looked at once
+ *   a second, and statement_timeout, pg_cancel_backend, terminate or a lost
+ *   client raised at once, after every transfer in flight has been detached,
+ *   its connection dropped and its buffers zeroed.  Requests not yet
+ *   started then never start.
+ * - Connections stay alive between calls; any transport error drops the
+ *   failed request's connection.
+ */
+extern void sm_http_perform_many(const SmHttpRequest *reqs, int n, int max_in_flight,
+								 SmHttpResponse *resps, SmHttpStatus *statuses);
+
 /* Zero resp->body now and forget it (its buffer goes with its context). */
 extern void sm_http_response_free(SmHttpResponse *resp);
 

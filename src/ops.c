@@ -857,6 +857,8 @@ typedef struct DueCall
 {
 	const char *secret_id;
 	char	   *version_id;
+	const SmBatchItem *current;	/* AWSCURRENT read by the batch */
+	const SmAwsError *error;	/* how its batch call failed */
 } DueCall;
 
 /* Inside the subtransaction: one scheduled rotation. */
@@ -866,14 +868,16 @@ due_call(void *arg)
 	DueCall    *c = arg;
 
 	sm_sqlapi_check_can_rotate(c->secret_id, "secretsmgr_rotate_due");
-	c->version_id = sm_rotation_rotate(c->secret_id, "scheduler");
+	c->version_id = sm_rotation_rotate_prefetched(c->secret_id, "scheduler",
+												  c->current, c->error);
 }
 
 /* Rotate one due secret in a subtransaction; add its row. */
 static void
-rotate_one(ReturnSetInfo *rsinfo, ManagedRow *r)
+rotate_one(ReturnSetInfo *rsinfo, ManagedRow *r, const SmBatchItem *current,
+		   const SmAwsError *error)
 {
-	DueCall		call = {r->secret_id, NULL};
+	DueCall		call = {r->secret_id, NULL, current, error};
 	ErrorData  *ed = sm_subxact_run(due_call, &call);
 	Datum		values[3];
 	bool		nulls[3] = {false, false, true};
@@ -898,6 +902,53 @@ rotate_one(ReturnSetInfo *rsinfo, ManagedRow *r)
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
+/*
+ * Rotate the due secrets window by window.  A window is as many secrets as
+ * secretsmgr.max_concurrent_requests BatchGetSecretValue calls of 20 carry:
+ * their rotation locks are taken first (in this transaction, as each
+ * rotation would take its own), so the AWSCURRENT values read next are the
+ * ones each rotation would read itself; the reads go out concurrently, then
+ * each secret rotates in its subtransaction with its value, which is zeroed
+ * when the window is done.  Bounded windows bound the memory holding values.
+ */
+static void
+rotate_due_windows(ReturnSetInfo *rsinfo, List *due)
+{
+	int			ndue = list_length(due);
+	int			window = SM_BATCH_MAX * Max(1, sm_guc_max_concurrent_requests);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "secretsmgr rotate_due window",
+											  ALLOCSET_DEFAULT_SIZES);
+
+	for (int start = 0; start < ndue; start += window)
+	{
+		int			n = Min(window, ndue - start);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		SmBatchItem *items = palloc0(sizeof(SmBatchItem) * n);
+		SmAwsError *errs = palloc0(sizeof(SmAwsError) * n);
+
+		for (int k = 0; k < n; k++)
+		{
+			ManagedRow *r = list_nth(due, start + k);
+
+			items[k].secret_id = r->secret_arn ? r->secret_arn : r->secret_id;
+			sm_rotation_lock_key(items[k].secret_id);
+		}
+		sm_client_batch_get_secret_value_many(items, n, errs);
+		MemoryContextSwitchTo(old);
+
+		for (int k = 0; k < n; k++)
+		{
+			rotate_one(rsinfo, list_nth(due, start + k), &items[k], &errs[k]);
+			if (items[k].found)
+				sm_secret_value_scrub(&items[k].value);
+		}
+		/* the values are secret buffers: zeroed again as the context goes */
+		MemoryContextReset(cxt);
+	}
+	MemoryContextDelete(cxt);
+}
+
 PG_FUNCTION_INFO_V1(secretsmgr_rotate_due);
 
 /*
@@ -905,7 +956,8 @@ PG_FUNCTION_INFO_V1(secretsmgr_rotate_due);
  * every managed secret whose rotation_interval has elapsed since its last
  * successful rotation (or that was never rotated), most overdue first, each
  * in a subtransaction of its own so that one failure does not stop the
- * others.  A failure is a WARNING and a "failed" row here, and a history
+ * others.  Their AWSCURRENT values are read first, 20 a BatchGetSecretValue
+ * call, several calls in flight (rotate_due_windows).  A failure is a WARNING and a "failed" row here, and a history
  * row (via "scheduler") written by the rotation engine.  The stage moves of
  * the rotations that succeeded happen when the calling transaction commits.
  */
@@ -948,7 +1000,6 @@ secretsmgr_rotate_due(PG_FUNCTION_ARGS)
 		due = lappend(due, r);
 	}
 	list_sort(due, most_overdue_first);
-	foreach(lc, due)
-		rotate_one(rsinfo, lfirst(lc));
+	rotate_due_windows(rsinfo, due);
 	return (Datum) 0;
 }

@@ -77,18 +77,11 @@
 #include "history.h"
 #include "registry.h"
 #include "rotation.h"
+#include "scram.h"
 #include "secretsmgr.h"
 #include "smclient.h"
 #include "undo.h"
 #include "verify.h"
-
-/*
- * libpq/scram.h pulls in libpq-be.h and with it the GSSAPI headers, which a
- * server built with GSSAPI needs at compile time but this module does not:
- * declare the one function used (exported by the server since 14; compat.h
- * maps the older name).
- */
-extern char *pg_be_scram_build_secret(const char *password);
 
 #define STAGE_CURRENT	"AWSCURRENT"
 #define STAGE_PENDING	"AWSPENDING"
@@ -167,6 +160,14 @@ typedef struct SmPendingPut
 static List *pending_puts = NIL;
 static List *performed_puts = NIL;	/* put at pre-commit, not yet committed */
 static bool callbacks_registered = false;
+
+/*
+ * AWSCURRENT of the secret about to rotate, read beforehand with the other
+ * due secrets' by secretsmgr_rotate_due (BatchGetSecretValue), and the
+ * failure of the call that carried it; used by one rotation, then cleared.
+ */
+static const SmBatchItem *prefetched_current = NULL;
+static const SmAwsError *prefetched_error = NULL;
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
 static void xact_callback(XactEvent event, void *arg);
@@ -489,17 +490,13 @@ require_usable_role(const char *role)
 static char *
 set_role_password(const char *role, const char *password)
 {
-	char	   *built;
 	char	   *verifier;
 	AlterRoleStmt *stmt;
 	RoleSpec   *spec;
 	PlannedStmt *pstmt;
 	char	   *query;
 
-	built = pg_be_scram_build_secret(password);
-	verifier = sm_secret_strndup(built, strlen(built));
-	sm_secure_zero(built, strlen(built));
-	pfree(built);
+	verifier = sm_scram_build_secret(password);
 
 	spec = makeNode(RoleSpec);
 	spec->roletype = ROLESPEC_CSTRING;
@@ -1038,6 +1035,47 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 }
 
 /*
+ * Read AWSCURRENT of op's secret into *cur: the value prefetched for it, if
+ * any, else GetSecretValue.  A prefetch was taken under the rotation lock
+ * (secretsmgr_rotate_due locks first), so it is what a read now would give.
+ * An error the batch answered for this secret, or the failure of its whole
+ * call, is raised as the single read's would be; a secret the answer did
+ * not mention is read alone.
+ */
+static void
+read_current(SmOp *op, SmSecretValue *cur)
+{
+	const SmBatchItem *item = prefetched_current;
+	const SmAwsError *err = prefetched_error;
+
+	prefetched_current = NULL;
+	prefetched_error = NULL;
+	if (item != NULL && strcmp(item->secret_id, op->api_id) == 0)
+	{
+		SmAwsError	e;
+
+		if (item->found)
+		{
+			sm_secret_value_copy(cur, &item->value);
+			return;
+		}
+		if (err != NULL && err->type != NULL)
+			sm_client_raise("BatchGetSecretValue", err, op->api_id);
+		if (item->error_code != NULL && strcmp(item->error_code, "NotReturned") != 0)
+		{
+			memset(&e, 0, sizeof(e));
+			e.transport = SM_HTTP_OK;
+			e.http_status = 200;
+			e.type = item->error_code;
+			e.request_id = (err != NULL && err->request_id) ? err->request_id : "";
+			e.attempts = 1;
+			sm_client_raise_get_secret_value(&e, op->api_id, STAGE_CURRENT, NULL);
+		}
+	}
+	sm_client_get_secret_value(op->api_id, STAGE_CURRENT, NULL, false, cur);
+}
+
+/*
  * secretsmgr_rotate: createSecret (read AWSCURRENT, make the new value, write
  * nothing), setSecret and testSecret now; finishSecret's PutSecretValue
  * queued for pre-commit.
@@ -1058,7 +1096,7 @@ rotate_body(SmOp *op)
 	lock_and_refresh(op);
 
 	/* AWSCURRENT decides which user gets the new password. */
-	sm_client_get_secret_value(op->api_id, STAGE_CURRENT, NULL, false, &cur);
+	read_current(op, &cur);
 	require_same_secret(op, &cur);
 	require_creds(op, &cur, &curc);
 	require_bound_user(op, &cur, curc.username);
@@ -1146,6 +1184,31 @@ sm_rotation_rotate(const char *secret_id, const char *via)
 	MemoryContextSwitchTo(caller);
 	version = pstrdup(op->result_text);
 	MemoryContextDelete(cxt);
+	return version;
+}
+
+/*
+ * sm_rotation_rotate for secretsmgr_rotate_due, with AWSCURRENT already
+ * read (current, and err for the call that carried it; see read_current).
+ */
+char *
+sm_rotation_rotate_prefetched(const char *secret_id, const char *via,
+							  const SmBatchItem *current, const SmAwsError *err)
+{
+	char	   *volatile version = NULL;
+
+	prefetched_current = current;
+	prefetched_error = err;
+	PG_TRY();
+	{
+		version = sm_rotation_rotate(secret_id, via);
+	}
+	PG_FINALLY();
+	{
+		prefetched_current = NULL;
+		prefetched_error = NULL;
+	}
+	PG_END_TRY();
 	return version;
 }
 

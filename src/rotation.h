@@ -16,6 +16,17 @@
  */
 extern char *sm_rotation_rotate(const char *secret_id, const char *via);
 
+/*
+ * The same with AWSCURRENT already read by BatchGetSecretValue (current;
+ * err: how the call that carried it failed, type NULL if it did not), under
+ * the secret's rotation lock, by secretsmgr_rotate_due.
+ */
+struct SmBatchItem;
+struct SmAwsError;
+extern char *sm_rotation_rotate_prefetched(const char *secret_id, const char *via,
+										   const struct SmBatchItem *current,
+										   const struct SmAwsError *err);
+
 /* The Lambda's setSecret: apply the AWSPENDING version named by token. */
 extern void sm_rotation_set_secret(const char *secret_id, const char *token);
 

@@ -51,6 +51,7 @@ char	   *sm_guc_preload = NULL;
 int			sm_guc_connect_timeout_ms = 2000;
 int			sm_guc_request_timeout_ms = 10000;
 int			sm_guc_max_attempts = 3;
+int			sm_guc_max_concurrent_requests = 8;
 int			sm_guc_retry_base_delay_ms = 1000;
 int			sm_guc_cache_ttl_s = 300;
 int			sm_guc_cache_max_entries = 100;
@@ -510,6 +511,11 @@ _PG_init(void)
 							"Attempts per Secrets Manager call, the first included.",
 							"Throttling, HTTP 5xx, connection errors and timeouts are retried with exponential backoff and full jitter.",
 							&sm_guc_max_attempts, 3, 1, 20,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("secretsmgr.max_concurrent_requests",
+							"Most Secrets Manager requests one call keeps in flight at once.",
+							"secretsmgr_rotate_due() reads due secrets with this many BatchGetSecretValue calls at a time.",
+							&sm_guc_max_concurrent_requests, 8, 1, 64,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("secretsmgr.retry_base_delay",
 							"Base of the exponential backoff between attempts.",

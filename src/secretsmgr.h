@@ -26,6 +26,7 @@ extern char *sm_guc_preload;
 extern int	sm_guc_connect_timeout_ms;
 extern int	sm_guc_request_timeout_ms;
 extern int	sm_guc_max_attempts;
+extern int	sm_guc_max_concurrent_requests;
 extern int	sm_guc_retry_base_delay_ms;
 extern int	sm_guc_cache_ttl_s;
 extern int	sm_guc_cache_max_entries;

@@ -363,48 +363,50 @@ find_operation(const char *operation)
 }
 
 /*
- * One attempt: sign and send body; on a 200 with a JSON body return it,
- * else fill *err.
+ * One signed request, ready for sm_http_perform: the headers and the
+ * request point into the struct, so it must not move while in flight.
  */
-static json_t *
-attempt_call(const char *operation, const char *body, size_t body_len, SmAwsError *err)
+typedef struct SmSignedCall
 {
 	SmCredentials creds;
-	const char *region = sm_region_get();
 	char		amz_date[17];
-	char		date8[9];
 	char		target[128];
 	char		authorization[1024];
-	SmSigV4Header sh[5];
 	SmHttpHeader hh[6];
+	SmHttpRequest hreq;
+} SmSignedCall;
+
+/* Sign body for operation into *sc (release with signed_call_done). */
+static void
+signed_call_prepare(const char *operation, const char *body, size_t body_len,
+					SmSignedCall *sc)
+{
+	const char *region = sm_region_get();
+	char		date8[9];
+	SmSigV4Header sh[5];
 	int			nh = 4;
 	SmSigV4Request sreq;
-	SmHttpRequest hreq;
-	SmHttpResponse resp;
-	SmHttpStatus st;
-	json_t	   *root;
-	json_error_t jerr;
 
 	resolve_endpoint();
-	sm_credentials_get(&creds);
+	sm_credentials_get(&sc->creds);
 
-	sm_sigv4_amz_date(time(NULL), amz_date);
-	memcpy(date8, amz_date, 8);
+	sm_sigv4_amz_date(time(NULL), sc->amz_date);
+	memcpy(date8, sc->amz_date, 8);
 	date8[8] = '\0';
-	snprintf(target, sizeof(target), "secretsmanager.%s", operation);
+	snprintf(sc->target, sizeof(sc->target), "secretsmanager.%s", operation);
 
 	sh[0].name = "Content-Type";
 	sh[0].value = "application/x-amz-json-1.1";
 	sh[1].name = "Host";
 	sh[1].value = endpoint_host;
 	sh[2].name = "X-Amz-Date";
-	sh[2].value = amz_date;
+	sh[2].value = sc->amz_date;
 	sh[3].name = "X-Amz-Target";
-	sh[3].value = target;
-	if (creds.session_token && creds.session_token[0])
+	sh[3].value = sc->target;
+	if (sc->creds.session_token && sc->creds.session_token[0])
 	{
 		sh[4].name = "X-Amz-Security-Token";
-		sh[4].value = creds.session_token;
+		sh[4].value = sc->creds.session_token;
 		nh = 5;
 	}
 
@@ -416,54 +418,68 @@ attempt_call(const char *operation, const char *body, size_t body_len, SmAwsErro
 	sreq.nheaders = nh;
 	sreq.body = body;
 	sreq.body_len = body_len;
-	sreq.amz_date = amz_date;
+	sreq.amz_date = sc->amz_date;
 	sreq.region = region;
 	sreq.service = SM_SERVICE;
-	sreq.access_key_id = creds.access_key_id;
-	sreq.secret_access_key = creds.secret_access_key;
-	if (sm_sigv4_sign_with_key(&sreq, signing_key(&creds, date8, region),
-							   authorization, sizeof(authorization), NULL, NULL) != 0)
+	sreq.access_key_id = sc->creds.access_key_id;
+	sreq.secret_access_key = sc->creds.secret_access_key;
+	if (sm_sigv4_sign_with_key(&sreq, signing_key(&sc->creds, date8, region),
+							   sc->authorization, sizeof(sc->authorization), NULL, NULL) != 0)
 	{
-		sm_credentials_free(&creds);
+		sm_credentials_free(&sc->creds);
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not sign the Secrets Manager request")));
 	}
 
 	/* Host is set by libcurl from the URL; the signed value is the same. */
-	hh[0].name = "Content-Type";
-	hh[0].value = sh[0].value;
-	hh[1].name = "X-Amz-Date";
-	hh[1].value = amz_date;
-	hh[2].name = "X-Amz-Target";
-	hh[2].value = target;
-	hh[3].name = "Authorization";
-	hh[3].value = authorization;
+	sc->hh[0].name = "Content-Type";
+	sc->hh[0].value = sh[0].value;
+	sc->hh[1].name = "X-Amz-Date";
+	sc->hh[1].value = sc->amz_date;
+	sc->hh[2].name = "X-Amz-Target";
+	sc->hh[2].value = sc->target;
+	sc->hh[3].name = "Authorization";
+	sc->hh[3].value = sc->authorization;
 	if (nh == 5)
 	{
-		hh[4].name = "X-Amz-Security-Token";
-		hh[4].value = creds.session_token;
+		sc->hh[4].name = "X-Amz-Security-Token";
+		sc->hh[4].value = sc->creds.session_token;
 	}
 
-	memset(&hreq, 0, sizeof(hreq));
-	hreq.method = "POST";
-	hreq.url = endpoint_url;
-	hreq.headers = hh;
-	hreq.nheaders = (nh == 5) ? 5 : 4;
-	hreq.body = body;
-	hreq.body_len = body_len;
-	hreq.connect_timeout_ms = sm_guc_connect_timeout_ms;
-	hreq.timeout_ms = sm_guc_request_timeout_ms;
-	hreq.max_body = SM_MAX_RESPONSE_BYTES;
+	memset(&sc->hreq, 0, sizeof(sc->hreq));
+	sc->hreq.method = "POST";
+	sc->hreq.url = endpoint_url;
+	sc->hreq.headers = sc->hh;
+	sc->hreq.nheaders = (nh == 5) ? 5 : 4;
+	sc->hreq.body = body;
+	sc->hreq.body_len = body_len;
+	sc->hreq.connect_timeout_ms = sm_guc_connect_timeout_ms;
+	sc->hreq.timeout_ms = sm_guc_request_timeout_ms;
+	sc->hreq.max_body = SM_MAX_RESPONSE_BYTES;
+}
 
-	memset(&resp, 0, sizeof(resp));
-	st = sm_http_perform(&hreq, &resp);
-	sm_secure_zero(authorization, sizeof(authorization));
-	sm_credentials_free(&creds);
+/* Zero the signature and release the credentials of *sc. */
+static void
+signed_call_done(SmSignedCall *sc)
+{
+	sm_secure_zero(sc->authorization, sizeof(sc->authorization));
+	sm_credentials_free(&sc->creds);
+}
+
+/*
+ * What one attempt's answer says: on a 200 with a JSON body return it,
+ * else fill *err.  The body is zeroed either way.
+ */
+static json_t *
+read_response(SmHttpStatus st, SmHttpResponse *resp, SmAwsError *err)
+{
+	json_t	   *root;
+	json_error_t jerr;
 
 	err->transport = st;
-	err->http_status = resp.status;
-	err->request_id = pstrdup(resp.request_id);
+	err->http_status = resp->status;
+	err->request_id = pstrdup(resp->request_id);
 	err->type = NULL;
 	err->message = NULL;
 
@@ -478,7 +494,7 @@ attempt_call(const char *operation, const char *body, size_t body_len, SmAwsErro
 				err->type = pstrdup("ResponseTooLarge");
 				break;
 			case SM_HTTP_TLS_ERROR:
-				err->type = pstrdup(sm_tls_error_type(resp.tls_failure));
+				err->type = pstrdup(sm_tls_error_type(resp->tls_failure));
 				break;
 			case SM_HTTP_CONNECT_ERROR:
 				err->type = pstrdup("ConnectionError");
@@ -487,15 +503,15 @@ attempt_call(const char *operation, const char *body, size_t body_len, SmAwsErro
 				err->type = pstrdup("TransportError");
 				break;
 		}
-		err->message = sanitize_message(resp.error);
-		sm_http_response_free(&resp);
+		err->message = sanitize_message(resp->error);
+		sm_http_response_free(resp);
 		return NULL;
 	}
 
 	if (err->http_status == 200)
 	{
-		root = json_loadb(resp.body ? resp.body : "", resp.body_len, JSON_REJECT_DUPLICATES, &jerr);
-		sm_http_response_free(&resp);
+		root = json_loadb(resp->body ? resp->body : "", resp->body_len, JSON_REJECT_DUPLICATES, &jerr);
+		sm_http_response_free(resp);
 		if (root == NULL || !json_is_object(root))
 		{
 			if (root)
@@ -509,9 +525,9 @@ attempt_call(const char *operation, const char *body, size_t body_len, SmAwsErro
 	/* An error: AWS JSON if we can read it, else the HTTP status alone. */
 	{
 		SmParsedError pe;
-		int			rc = sm_parse_error_body(resp.body, resp.body_len, &pe);
+		int			rc = sm_parse_error_body(resp->body, resp->body_len, &pe);
 
-		sm_http_response_free(&resp);
+		sm_http_response_free(resp);
 		if (rc < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -530,6 +546,24 @@ attempt_call(const char *operation, const char *body, size_t body_len, SmAwsErro
 	if (err->type == NULL || err->type[0] == '\0')
 		err->type = psprintf("HTTP%ld", err->http_status);
 	return NULL;
+}
+
+/*
+ * One attempt: sign and send body; on a 200 with a JSON body return it,
+ * else fill *err.
+ */
+static json_t *
+attempt_call(const char *operation, const char *body, size_t body_len, SmAwsError *err)
+{
+	SmSignedCall sc;
+	SmHttpResponse resp;
+	SmHttpStatus st;
+
+	signed_call_prepare(operation, body, body_len, &sc);
+	memset(&resp, 0, sizeof(resp));
+	st = sm_http_perform(&sc.hreq, &resp);
+	signed_call_done(&sc);
+	return read_response(st, &resp, err);
 }
 
 /* Call operation with retries; NULL with *err filled on failure. */
@@ -615,6 +649,143 @@ sm_client_call(const char *operation, json_t *request, const char *secret_id)
 	if (result == NULL)
 		sm_client_raise(operation, &err, secret_id);
 	return result;
+}
+
+/*
+ * The rounds of sm_client_call_many over the serialised bodies[0..n-1].
+ * Each round signs every request still to send afresh (a retry gets a new
+ * X-Amz-Date), sends them all through sm_http_perform_many, and keeps for
+ * the next round those whose failure sm_client_try_call would retry; one
+ * full-jitter backoff on the latch separates the rounds.  The signed
+ * requests live in a secret buffer, zeroed even when an interrupt unwinds.
+ */
+static void
+call_many_rounds(const char *operation, char *const *bodies, int n,
+				 json_t **results, SmAwsError *errs)
+{
+	int		   *todo = palloc(sizeof(int) * n);
+	int			ntodo = n;
+	SmSignedCall *calls = (SmSignedCall *) sm_secret_alloc(sizeof(SmSignedCall) * n);
+	SmHttpRequest *hreqs = palloc0(sizeof(SmHttpRequest) * n);
+	SmHttpResponse *resps = palloc0(sizeof(SmHttpResponse) * n);
+	SmHttpStatus *sts = palloc0(sizeof(SmHttpStatus) * n);
+	bool		refreshed_credentials = false;
+	char		statname[128];
+
+	for (int i = 0; i < n; i++)
+		todo[i] = i;
+
+	for (int attempt = 1;; attempt++)
+	{
+		int			nretry = 0;
+		bool		expired = false;
+
+		for (int k = 0; k < ntodo; k++)
+		{
+			int			i = todo[k];
+
+			signed_call_prepare(operation, bodies[i], strlen(bodies[i]), &calls[k]);
+			hreqs[k] = calls[k].hreq;
+		}
+		sm_http_perform_many(hreqs, ntodo, sm_guc_max_concurrent_requests,
+							 resps, sts);
+		for (int k = 0; k < ntodo; k++)
+			signed_call_done(&calls[k]);
+
+		for (int k = 0; k < ntodo; k++)
+		{
+			int			i = todo[k];
+			SmAwsError *err = &errs[i];
+
+			results[i] = read_response(sts[k], &resps[k], err);
+			err->attempts = attempt;
+			if (results[i] != NULL)
+				continue;
+
+			snprintf(statname, sizeof(statname), "%s:%s", operation, err->type);
+			sm_stats_count(SM_STAT_API_ERROR, statname, 0);
+			if (err->type && (strcmp(err->type, "ExpiredTokenException") == 0 ||
+							  strcmp(err->type, "ExpiredToken") == 0))
+				expired = true;
+			if (err->type && (strcmp(err->type, "InvalidSignatureException") == 0 ||
+							  strcmp(err->type, "UnrecognizedClientException") == 0))
+				signing_key_forget();
+			if (attempt < sm_guc_max_attempts &&
+				(sm_client_error_is_transient(err) ||
+				 (expired && !refreshed_credentials)))
+				todo[nretry++] = i;
+		}
+		ntodo = nretry;
+		if (ntodo == 0)
+			break;
+
+		/* Temporary credentials expired under us: fetch new ones once. */
+		if (expired && !refreshed_credentials)
+		{
+			refreshed_credentials = true;
+			sm_credentials_invalidate();
+			signing_key_forget();
+		}
+		else
+			backoff_sleep(backoff_ms(attempt));
+		elog(DEBUG1, "secretsmgr: %d %s call(s) of attempt %d failed, retrying",
+			 ntodo, operation, attempt);
+		for (int k = 0; k < ntodo; k++)
+			sm_stats_count(SM_STAT_RETRY, operation, 0);
+	}
+
+	sm_secure_zero(calls, sizeof(SmSignedCall) * n);
+	pfree(todo);
+	pfree(hreqs);
+	pfree(resps);
+	pfree(sts);
+}
+
+/* Call operation once for each of requests[0..n-1]; see smclient.h. */
+void
+sm_client_call_many(const char *operation, json_t *const *requests, int n,
+					json_t **results, SmAwsError *errs)
+{
+	char	  **bodies;
+	double		start = now_ms();
+
+	if (find_operation(operation) == NULL)
+		elog(ERROR, "secretsmgr: operation %s is not in the client's table of operations",
+			 operation);
+	if (n <= 0)
+		return;
+
+	bodies = palloc0(sizeof(char *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		results[i] = NULL;
+		memset(&errs[i], 0, sizeof(SmAwsError));
+	}
+
+	PG_TRY();
+	{
+		for (int i = 0; i < n; i++)
+		{
+			bodies[i] = json_dumps(requests[i], JSON_COMPACT);
+			if (bodies[i] == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_OUT_OF_MEMORY),
+						 errmsg("could not serialise the %s request", operation)));
+		}
+		call_many_rounds(operation, bodies, n, results, errs);
+	}
+	PG_FINALLY();
+	{
+		for (int i = 0; i < n; i++)
+			if (bodies[i] != NULL)
+				sm_json_free_string(bodies[i]);
+	}
+	PG_END_TRY();
+
+	/* each call waited for the whole set of calls, at most */
+	for (int i = 0; i < n; i++)
+		sm_stats_count(SM_STAT_API_CALL, operation, now_ms() - start);
+	pfree(bodies);
 }
 
 /* Is err a ResourceNotFoundException? */
@@ -1041,6 +1212,70 @@ sm_client_batch_get_secret_value(SmBatchItem *items, int n, SmAwsError *err)
 	}
 	PG_END_TRY();
 	return true;
+}
+
+/*
+ * BatchGetSecretValue of items[0..n-1] (any n), SM_BATCH_MAX ids a call,
+ * the calls concurrent; see smclient.h.
+ */
+void
+sm_client_batch_get_secret_value_many(SmBatchItem *items, int n, SmAwsError *errs)
+{
+	int			ncalls = (n + SM_BATCH_MAX - 1) / SM_BATCH_MAX;
+	json_t	  **reqs;
+	json_t	  **roots;
+	SmAwsError *call_errs;
+
+	if (n <= 0)
+		return;
+	reqs = palloc0(sizeof(json_t *) * ncalls);
+	roots = palloc0(sizeof(json_t *) * ncalls);
+	call_errs = palloc0(sizeof(SmAwsError) * ncalls);
+	for (int c = 0; c < ncalls; c++)
+	{
+		json_t	   *ids = json_array();
+
+		reqs[c] = json_object();
+		for (int k = c * SM_BATCH_MAX; k < Min(n, (c + 1) * SM_BATCH_MAX); k++)
+		{
+			json_array_append_new(ids, json_string(items[k].secret_id));
+			items[k].found = false;
+			items[k].error_code = NULL;
+		}
+		json_object_set_new(reqs[c], "SecretIdList", ids);
+	}
+
+	PG_TRY();
+	{
+		sm_client_call_many("BatchGetSecretValue", reqs, ncalls, roots, call_errs);
+		for (int c = 0; c < ncalls; c++)
+		{
+			int			first = c * SM_BATCH_MAX;
+			int			len = Min(n, first + SM_BATCH_MAX) - first;
+
+			if (roots[c] != NULL)
+				batch_fill(roots[c], items + first, len);
+			for (int k = first; k < first + len; k++)
+			{
+				errs[k] = call_errs[c];
+				if (roots[c] != NULL)
+					errs[k].type = NULL;
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		for (int c = 0; c < ncalls; c++)
+		{
+			json_decref(reqs[c]);
+			if (roots[c] != NULL)
+				json_decref(roots[c]);
+		}
+	}
+	PG_END_TRY();
+	pfree(reqs);
+	pfree(roots);
+	pfree(call_errs);
 }
 
 /* Deep copy of src into CurrentMemoryContext (value in a secret buffer). */

@@ -85,6 +85,30 @@ extern json_t *sm_client_try_call(const char *operation, json_t *request, SmAwsE
 extern json_t *sm_client_call(const char *operation, json_t *request, const char *secret_id);
 
 /*
+ * Call operation once for each of requests[0..n-1] (not stolen),
+ * concurrently: at most secretsmgr.max_concurrent_requests in flight
+ * (sm_http_perform_many).  The contract, for every caller:
+ *
+ * - results[i] is the parsed response to requests[i] (caller json_decref),
+ *   or NULL with errs[i] filled exactly as sm_client_try_call fills it;
+ *   a failed request never hides the others' results, and no failure is
+ *   raised: the caller decides per request (sm_client_raise).
+ * - Every attempt is signed afresh; throttling, HTTP 5xx, connection errors
+ *   and timeouts are retried up to secretsmgr.max_attempts, the failed
+ *   requests of one round together after one full-jitter backoff on the
+ *   latch; an expired session token renews the credentials once.  A request
+ *   whose answer was lost may so reach Secrets Manager twice: use it only
+ *   for operations that are idempotent as sent (reads; puts under a
+ *   ClientRequestToken).
+ * - A cancel, statement_timeout, terminate or lost client is raised at once
+ *   from the wait, in flight or in the backoff, with every transfer
+ *   detached and its buffers zeroed; nothing is returned then.
+ * - Counted in secretsmgr_stats() as n calls of operation.
+ */
+extern void sm_client_call_many(const char *operation, json_t *const *requests, int n,
+								json_t **results, SmAwsError *errs);
+
+/*
  * Raise err as a PostgreSQL error: SQLSTATE, message, detail (AWS type and
  * request id) and hint from the error map.  secret_id names the secret in the
  * message (may be NULL).
@@ -143,6 +167,15 @@ typedef struct SmBatchItem
  * the whole call returns false with *err.
  */
 extern bool sm_client_batch_get_secret_value(SmBatchItem *items, int n, SmAwsError *err);
+
+/*
+ * BatchGetSecretValue of items[0..n-1].secret_id, any n: SM_BATCH_MAX ids a
+ * call, the calls through sm_client_call_many.  Per-secret failures land in
+ * the items (error_code); when the call that carried items[k] failed as a
+ * whole, errs[k] says why (errs[k].type NULL otherwise).  Raises only an
+ * interrupt or out of memory.
+ */
+extern void sm_client_batch_get_secret_value_many(SmBatchItem *items, int n, SmAwsError *errs);
 
 /* Deep copy / scrub of an SmSecretValue (copy lands in CurrentMemoryContext). */
 extern void sm_secret_value_copy(SmSecretValue *dst, const SmSecretValue *src);

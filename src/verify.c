@@ -8,8 +8,8 @@
  * authentication code does.  Nothing here re-implements SCRAM or MD5.
  *
  * sm_verify_built_password() is the rotation's testSecret: it checks a
- * password whose verifier this backend has just built with PostgreSQL's
- * pg_be_scram_build_secret() and stored, by comparing the stored verifier
+ * password whose verifier this backend has just built (scram.c, byte for
+ * byte what PostgreSQL's pg_be_scram_build_secret() builds) and stored, by comparing the stored verifier
  * with the built one instead of running PBKDF2 over the password once more
  * (the argument is at the function).
  *
@@ -140,12 +140,14 @@ is_built_verifier(const char *shadow, const char *built)
 
 /*
  * As sm_verify_password, for a password whose verifier this backend has
- * just built with pg_be_scram_build_secret(password) and handed to
+ * just built with sm_scram_build_secret(password) and handed to
  * ALTER ROLE: built is that verifier string.
  *
  * Why comparing verifiers proves the password, without a second PBKDF2:
  *
- * - built is what PostgreSQL's own code derives from this password: SASLprep
+ * - built is what PostgreSQL's own code derives from this password (scram.c
+ *   computes PBKDF2 with OpenSSL, the rest with PostgreSQL's functions, and
+ *   the regress suite proves it identical to pg_be_scram_build_secret()): SASLprep
  *   (the raw password when SASLprep refuses it), a random salt, the
  *   iteration count, SaltedPassword = PBKDF2-HMAC-SHA-256
  *   (scram_SaltedPassword), StoredKey = H(HMAC(SaltedPassword, "Client

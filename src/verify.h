@@ -27,7 +27,8 @@ extern SmVerifyResult sm_verify_password(const char *role, const char *password)
 
 /*
  * The same answer for a password whose SCRAM verifier this backend built
- * with pg_be_scram_build_secret() and stored in this transaction: built is
+ * (scram.c, identical to pg_be_scram_build_secret()) and stored in this
+ * transaction: built is
  * that verifier.  When pg_authid holds exactly it, the password is proved
  * without another PBKDF2 (see verify.c); otherwise as sm_verify_password.
  */

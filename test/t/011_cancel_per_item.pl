@@ -38,7 +38,7 @@ my @cases = (
 	  fault => 'throttle',
 	  pre => [ 'SET secretsmgr.max_attempts = 10', "SET secretsmgr.retry_base_delay = '60s'" ],
 	  sql => 'SELECT * FROM secretsmgr_health()' },
-	{ name => 'secretsmgr_rotate_due', op => 'GetSecretValue',
+	{ name => 'secretsmgr_rotate_due', op => 'BatchGetSecretValue',
 	  sql => 'SELECT * FROM secretsmgr_rotate_due()' },
 	{ name => 'the preload of a first read', op => 'BatchGetSecretValue',
 	  pre => [$preload],
