@@ -38,8 +38,8 @@ SELECT regexp_replace(sm_error($$SELECT secretsmgr_rotate('dueb/07')$$),
                       'arn:aws:secretsmanager:[^"]*', '<arn>', 'g') AS single_read_error;
 \! test/emulator/smctl allow dueb/07 GetSecretValue
 -- 45 due secrets: 2 calls for the first window of 40, 1 for the last 5.
--- GetSecretValue is left only for the AWSPENDING check of each of the 44
--- rotations: none read AWSCURRENT on its own.
+-- No GetSecretValue at all: no rotation reads AWSCURRENT on its own, and a
+-- rotation makes no other read.
 SELECT :batch_after - :batch_before AS batch_get_secret_value_calls,
        :get_after - :get_before AS get_secret_value_calls;
 
