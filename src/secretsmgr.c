@@ -35,6 +35,7 @@
 #include "cache.h"
 #include "http.h"
 #include "secretsmgr.h"
+#include "stats_shmem.h"
 
 PG_MODULE_MAGIC;
 
@@ -555,6 +556,8 @@ _PG_init(void)
 							 "Privileged: SUPERUSER, REPLICATION, BYPASSRLS or CREATEROLE, or a member (through any chain) of a role that is, or of a predefined role that reaches the server's files, programs or all data.",
 							 &sm_guc_allow_privileged_roles, false,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+
+	sm_cstats_init();
 
 	MarkGUCPrefixReserved("secretsmgr");
 
