@@ -109,6 +109,25 @@ is($pre->safe_psql('postgres', q{
 	'1|1|true|true',
 	'one committed rotation succeeded, one failed, the rolled-back one is neither');
 
+# --- the daily checklist of docs/runbook.md, on this preloaded cluster -------
+my $runbook;
+foreach my $d ($ENV{SM_SOURCE_ROOT}, SmTest::test_root() . '/..', $ENV{OLDPWD})
+{
+	$runbook = "$d/docs/runbook.md" if !$runbook && defined $d && -f "$d/secretsmgr.control";
+}
+my ($checklist) = slurp_file($runbook) =~ /^## Daily checklist\n(.*?)^## /ms;
+my @queries = ($checklist // '') =~ /^```sql\n(.*?)^```$/msg;
+is(scalar(@queries), 5, 'the runbook\'s daily checklist has five queries');
+foreach my $q (@queries)
+{
+	my ($first) = $q =~ /^(.*)$/m;
+	my ($r, $rows, $qerr) = $pre->psql('postgres', $q);
+	ok($r == 0 && $rows ne '', "checklist query answers: $first") or diag($qerr);
+}
+like($pre->safe_psql('postgres', $queries[2]),
+	qr/^postgres\|\Q$bootstrap\E\|cs\/read\|7\|4\|0\|63\.64$/m,
+	'the cache hit rate query: 7 hits of 11 reads');
+
 # --- who may read and reset -------------------------------------------------
 my ($ret, $o, $e) = $pre->psql('postgres',
 	'SET ROLE cs_nobody; SELECT count(*) FROM secretsmgr_cluster_stats');
