@@ -101,6 +101,34 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'secretsmgr_stats_reset'
 LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 
+/*
+ * Cluster-wide statistics (shared_preload_libraries = 'secretsmgr'):
+ * readable by pg_read_all_stats, like pg_stat_statements.
+ */
+CREATE FUNCTION @extschema@.secretsmgr_cluster_stats(
+	OUT dbid oid, OUT userid oid, OUT secret_id text, OUT operation text,
+	OUT calls bigint, OUT errors bigint, OUT error_types jsonb, OUT retries bigint,
+	OUT cache_hits bigint, OUT cache_misses bigint, OUT stale_serves bigint,
+	OUT total_ms double precision, OUT min_ms double precision,
+	OUT max_ms double precision, OUT mean_ms double precision,
+	OUT last_error_at timestamptz, OUT last_error_type text,
+	OUT rotations_succeeded bigint, OUT rotations_failed bigint,
+	OUT last_rotation_succeeded_at timestamptz, OUT last_rotation_failed_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'secretsmgr_cluster_stats'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+CREATE VIEW @extschema@.secretsmgr_cluster_stats AS
+	SELECT d.datname AS database, r.rolname AS role_name, s.*
+	FROM @extschema@.secretsmgr_cluster_stats() s
+	LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.dbid
+	LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) s.userid;
+
+CREATE FUNCTION @extschema@.secretsmgr_cluster_stats_reset()
+RETURNS void
+AS 'MODULE_PATHNAME', 'secretsmgr_cluster_stats_reset'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
 CREATE FUNCTION @extschema@.secretsmgr_health(
 	OUT check_name text, OUT status text, OUT detail text)
 RETURNS SETOF record
@@ -167,6 +195,9 @@ REVOKE ALL ON FUNCTION @extschema@.secretsmgr_describe_secret(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_cache_invalidate(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_stats() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_stats_reset() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.secretsmgr_cluster_stats() FROM PUBLIC;
+REVOKE ALL ON @extschema@.secretsmgr_cluster_stats FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.secretsmgr_cluster_stats_reset() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_health() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_iam_policy(text, text, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_manage(text, name, text, interval) FROM PUBLIC;
@@ -177,3 +208,7 @@ REVOKE ALL ON FUNCTION @extschema@.secretsmgr_rotate_due() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_set_secret(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_test_secret(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_reconcile(text) FROM PUBLIC;
+
+/* The cluster-wide statistics are for those who read every statistic. */
+GRANT EXECUTE ON FUNCTION @extschema@.secretsmgr_cluster_stats() TO pg_read_all_stats;
+GRANT SELECT ON @extschema@.secretsmgr_cluster_stats TO pg_read_all_stats;

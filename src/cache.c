@@ -34,6 +34,7 @@
 
 #include "cache.h"
 #include "secretsmgr.h"
+#include "stats_shmem.h"
 
 #define SM_CACHE_MAX_ROLES 4
 
@@ -145,6 +146,7 @@ sm_cache_lookup(const char *secret_id, const char *version_stage, const char *ve
 	if (sm_guc_cache_ttl_s <= 0 || sm_guc_cache_max_entries <= 0 || cache_hash == NULL)
 	{
 		sm_stats_count(SM_STAT_CACHE, "miss", 0);
+		sm_cstats_cache(secret_id, SM_CSTAT_MISS);
 		return NULL;
 	}
 	key = make_key(secret_id, version_stage, version_id);
@@ -153,6 +155,7 @@ sm_cache_lookup(const char *secret_id, const char *version_stage, const char *ve
 	if (e == NULL)
 	{
 		sm_stats_count(SM_STAT_CACHE, "miss", 0);
+		sm_cstats_cache(secret_id, SM_CSTAT_MISS);
 		return NULL;
 	}
 	if (now_s() - e->fetched_at >= entry_ttl(e))
@@ -163,10 +166,12 @@ sm_cache_lookup(const char *secret_id, const char *version_stage, const char *ve
 		else
 			entry_remove(e, "expired");
 		sm_stats_count(SM_STAT_CACHE, "miss", 0);
+		sm_cstats_cache(secret_id, SM_CSTAT_MISS);
 		return NULL;
 	}
 	dlist_move_head(&cache_lru, &e->lru);
 	sm_stats_count(SM_STAT_CACHE, "hit", 0);
+	sm_cstats_cache(secret_id, SM_CSTAT_HIT);
 	return &e->value;
 }
 
@@ -191,6 +196,7 @@ sm_cache_lookup_stale(const char *secret_id, const char *version_stage,
 	e->served_stale = true;
 	dlist_move_head(&cache_lru, &e->lru);
 	sm_stats_count(SM_STAT_CACHE, "stale", 0);
+	sm_cstats_cache(secret_id, SM_CSTAT_STALE);
 	return &e->value;
 }
 

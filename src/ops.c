@@ -44,6 +44,7 @@
 #include "runas.h"
 #include "secretsmgr.h"
 #include "smclient.h"
+#include "stats_shmem.h"
 
 /* One managed secret, as the registry holds it. */
 typedef struct ManagedRow
@@ -812,6 +813,13 @@ secretsmgr_health(PG_FUNCTION_ARGS)
 	run_check(&h, "configuration", check_configuration, NULL, NULL);
 	run_check(&h, "credentials", check_credentials, NULL, NULL);
 	run_check(&h, "endpoint", check_endpoint, NULL, NULL);
+	{
+		const char *status;
+		char	   *detail;
+
+		sm_cstats_health(&status, &detail);
+		report(&h, "cluster statistics", status, detail);
+	}
 
 	rows = managed_rows();
 	if (rows == NIL)

@@ -74,12 +74,14 @@
 
 #include "cache.h"
 #include "compat.h"
+#include "events.h"
 #include "history.h"
 #include "registry.h"
 #include "rotation.h"
 #include "scram.h"
 #include "secretsmgr.h"
 #include "smclient.h"
+#include "stats_shmem.h"
 #include "undo.h"
 #include "verify.h"
 
@@ -181,14 +183,20 @@ elapsed_ms(TimestampTz start)
 	return (double) (GetCurrentTimestamp() - start) / 1000.0;
 }
 
-/* Count an outcome as "opname:status" in secretsmgr_stats(). */
+/*
+ * Count an outcome as "opname:status" in secretsmgr_stats(), and of
+ * secret_id in the cluster-wide statistics.
+ */
 static void
-count_outcome(const char *opname, const char *status, TimestampTz start)
+count_outcome(const char *opname, const char *status, TimestampTz start,
+			  const char *secret_id)
 {
 	char		name[64];
 
 	snprintf(name, sizeof(name), "%s:%s", opname, status);
 	sm_stats_count(SM_STAT_ROTATION, name, elapsed_ms(start));
+	if (strcmp(status, "noop") != 0)
+		sm_cstats_rotation(secret_id, opname, strcmp(status, "succeeded") == 0);
 }
 
 /* Refuse to change anything on a standby or in a read-only transaction. */
@@ -663,7 +671,7 @@ record_failure(const SmHistoryRow *row, const ErrorData *edata,
 	r.finished_at = GetCurrentTimestamp();
 
 	(void) sm_history_insert_autonomous(&r);
-	count_outcome(opname, "failed", started_at);
+	count_outcome(opname, "failed", started_at, r.secret_id);
 	ereport(LOG,
 			(errmsg("secretsmgr: %s of secret \"%s\" failed at step %s: %s",
 					opname, r.secret_id, r.step, edata->message),
@@ -949,7 +957,8 @@ end_performed_puts(bool committed)
 	{
 		SmPendingPut *m = lfirst(lc);
 
-		count_outcome("rotate", committed ? "succeeded" : "failed", m->started_at);
+		count_outcome("rotate", committed ? "succeeded" : "failed", m->started_at,
+					  m->secret_id);
 		if (!committed)
 			ereport(LOG,
 					(errmsg("secretsmgr: the transaction that rotated secret \"%s\" did not commit after AWSCURRENT moved to version \"%s\"; moving it back to version \"%s\"",
@@ -1150,6 +1159,7 @@ rotate_body(SmOp *op)
 		SmHistoryRow row = op_row(op, "succeeded");
 
 		(void) sm_history_insert(&row);
+		sm_events_rotation(&row);
 	}
 	op->result_text = new_version;
 }
@@ -1281,6 +1291,8 @@ set_secret_body(SmOp *op)
 		SmHistoryRow row = op_row(op, op->status);
 
 		(void) sm_history_insert(&row);
+		if (strcmp(op->status, "succeeded") == 0)
+			sm_events_rotation(&row);
 	}
 }
 
@@ -1295,7 +1307,7 @@ sm_rotation_set_secret(const char *secret_id, const char *token)
 	op->new_version_id = pstrdup(token);
 	refuse_read_only(op);
 	run_recorded(op, set_secret_body);
-	count_outcome(op->opname, op->status, op->started_at);
+	count_outcome(op->opname, op->status, op->started_at, op->binding.secret_id);
 }
 
 /* The Lambda's testSecret: does the version named by token log in? */
@@ -1344,7 +1356,7 @@ sm_rotation_test_secret(const char *secret_id, const char *token)
 	op->token = token;
 	op->new_version_id = pstrdup(token);
 	run_recorded(op, test_secret_body);
-	count_outcome(op->opname, op->status, op->started_at);
+	count_outcome(op->opname, op->status, op->started_at, op->binding.secret_id);
 	return op->result_bool;
 }
 
@@ -1553,6 +1565,8 @@ reconcile_body(SmOp *op)
 		SmHistoryRow row = op_row(op, op->status);
 
 		(void) sm_history_insert(&row);
+		if (strcmp(op->status, "succeeded") == 0)
+			sm_events_rotation(&row);
 	}
 	op->result_text = op->new_version_id;
 }
@@ -1566,7 +1580,7 @@ sm_rotation_reconcile(const char *secret_id)
 	op = op_begin("reconcile", "secretsmgr_reconcile", "sql", secret_id, "reconcile");
 	refuse_read_only(op);
 	run_recorded(op, reconcile_body);
-	count_outcome(op->opname, op->status, op->started_at);
+	count_outcome(op->opname, op->status, op->started_at, op->binding.secret_id);
 	return op->result_text;
 }
 

@@ -36,6 +36,7 @@
 #include "http.h"
 #include "secretsmgr.h"
 #include "sts.h"
+#include "stats_shmem.h"
 
 PG_MODULE_MAGIC;
 
@@ -564,6 +565,7 @@ _PG_init(void)
 							 PGC_SUSET, 0, NULL, NULL, NULL);
 
 	sm_sts_define_settings();
+	sm_cstats_init();
 
 	MarkGUCPrefixReserved("secretsmgr");
 

@@ -48,6 +48,7 @@
 #include "smclient.h"
 #include "sts.h"
 #include "tls.h"
+#include "stats_shmem.h"
 
 #define SM_SERVICE "secretsmanager"
 #define SM_MAX_BACKOFF_MS 20000
@@ -636,6 +637,8 @@ sm_client_try_call(const char *operation, json_t *request, SmAwsError *err)
 	PG_END_TRY();
 
 	sm_stats_count(SM_STAT_API_CALL, operation, now_ms() - start);
+	sm_cstats_call(operation, json_string_value(json_object_get(request, "SecretId")),
+				   now_ms() - start, err->attempts - 1, result ? NULL : err->type);
 	return result;
 }
 

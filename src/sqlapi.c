@@ -34,6 +34,7 @@
 #include "registry.h"
 #include "secretsmgr.h"
 #include "smclient.h"
+#include "stats_shmem.h"
 
 /* The arguments every fetch function takes, checked. */
 typedef struct FetchArgs
@@ -331,18 +332,27 @@ fetch_value(const FetchArgs *a, SmSecretValue *storage)
 	preload_once();
 	v = sm_cache_lookup(a->secret_id, a->version_stage, a->version_id);
 	if (v != NULL)
+	{
+		sm_cstats_log_read(a->secret_id, a->version_stage, v->version_id, "cache");
 		return v;
+	}
 
 	if (!sm_client_try_get_secret_value(a->secret_id, a->version_stage, a->version_id,
 										storage, &err))
 	{
 		v = stale_value(a->secret_id, a->version_stage, a->version_id, &err);
 		if (v != NULL)
+		{
+			sm_cstats_log_read(a->secret_id, a->version_stage, v->version_id,
+							   "stale cache");
 			return v;
+		}
 		sm_client_raise_get_secret_value(&err, a->secret_id, a->version_stage,
 										 a->version_id);
 	}
 	cache_value(a->secret_id, a->version_stage, a->version_id, storage);
+	sm_cstats_log_read(a->secret_id, a->version_stage, storage->version_id,
+					   "Secrets Manager");
 	return storage;
 }
 
@@ -656,6 +666,7 @@ secretsmgr_get_secrets(PG_FUNCTION_ARGS)
 	char	  **ids;
 	const SmSecretValue **vals;
 	const char **codes;
+	const char **source;		/* NULL: Secrets Manager */
 	SmAwsError **errors;
 	SmBatchItem *items;
 	SmAwsError *batch_errs;
@@ -680,6 +691,7 @@ secretsmgr_get_secrets(PG_FUNCTION_ARGS)
 	ids = palloc0(sizeof(char *) * Max(nelems, 1));
 	vals = palloc0(sizeof(SmSecretValue *) * Max(nelems, 1));
 	codes = palloc0(sizeof(char *) * Max(nelems, 1));
+	source = palloc0(sizeof(char *) * Max(nelems, 1));
 	errors = palloc0(sizeof(SmAwsError *) * Max(nelems, 1));
 	items = palloc0(sizeof(SmBatchItem) * Max(nelems, 1));
 	batch_errs = palloc0(sizeof(SmAwsError) * Max(nelems, 1));
@@ -697,7 +709,10 @@ secretsmgr_get_secrets(PG_FUNCTION_ARGS)
 		}
 		vals[i] = copy_value(sm_cache_lookup(ids[i], stage, NULL));
 		if (vals[i] != NULL)
+		{
+			source[i] = "cache";
 			continue;
+		}
 		if (current)
 		{
 			bool		dup = false;
@@ -717,7 +732,9 @@ secretsmgr_get_secrets(PG_FUNCTION_ARGS)
 				cache_value(ids[i], stage, NULL, v);
 				vals[i] = v;
 			}
-			else if ((vals[i] = copy_value(stale_value(ids[i], stage, NULL, err))) == NULL)
+			else if ((vals[i] = copy_value(stale_value(ids[i], stage, NULL, err))) != NULL)
+				source[i] = "stale cache";
+			else
 			{
 				codes[i] = err->type;
 				errors[i] = err;
@@ -742,7 +759,9 @@ secretsmgr_get_secrets(PG_FUNCTION_ARGS)
 					continue;
 				if (items[k].found)
 					vals[i] = &items[k].value;
-				else if ((vals[i] = copy_value(stale_value(ids[i], stage, NULL, &batch_errs[k]))) == NULL)
+				else if ((vals[i] = copy_value(stale_value(ids[i], stage, NULL, &batch_errs[k]))) != NULL)
+					source[i] = "stale cache";
+				else
 				{
 					codes[i] = batch_errs[k].type ? batch_errs[k].type : items[k].error_code;
 					errors[i] = &batch_errs[k];
@@ -751,7 +770,11 @@ secretsmgr_get_secrets(PG_FUNCTION_ARGS)
 			}
 		}
 		if (vals[i] != NULL && codes[i] == NULL)
+		{
+			sm_cstats_log_read(ids[i], stage, vals[i]->version_id,
+							   source[i] ? source[i] : "Secrets Manager");
 			codes[i] = row_value(vals[i], &value);
+		}
 		if (codes[i] != NULL && strict)
 			raise_row_error(ids[i], codes[i], errors[i],
 							current ? "BatchGetSecretValue" : "GetSecretValue");

@@ -1,6 +1,7 @@
 # The leak audit: a node that logs everything it can (every statement with
 # its parameters, debug5, auto_explain of every nested statement,
-# pg_stat_statements of every nested statement), a run of every SQL function
+# pg_stat_statements of every nested statement, secretsmgr preloaded with
+# secretsmgr.log_reads on), a run of every SQL function
 # of the extension, every error path that is cheap to reach, the rotation
 # Lambda's steps through bind parameters, rotations of both strategies and
 # reconciles; then every password and secret value the run produced (every
@@ -33,7 +34,8 @@ my $node = SmTest::new_node('leaks',
 	  . "log_error_verbosity = verbose\n"
 	  . "log_connections = on\n"
 	  . "log_disconnections = on\n"
-	  . "shared_preload_libraries = 'pg_stat_statements,auto_explain'\n"
+	  . "shared_preload_libraries = 'pg_stat_statements,auto_explain,secretsmgr'\n"
+	  . "secretsmgr.log_reads = on\n"
 	  . "auto_explain.log_min_duration = 0\n"
 	  . "auto_explain.log_analyze = on\n"
 	  . "auto_explain.log_verbose = on\n"
@@ -138,6 +140,8 @@ run_sql(q{
 	SELECT secretsmgr_cache_invalidate();
 	SELECT count(*) > 0 FROM secretsmgr_stats();
 	SELECT secretsmgr_stats_reset();
+	SELECT count(*) > 0 FROM secretsmgr_cluster_stats;
+	SELECT secretsmgr_cluster_stats_reset();
 	SELECT secretsmgr_iam_policy() IS NOT NULL;
 	SELECT secretsmgr_iam_policy('lambda', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:leak/admin-AbCdEf') IS NOT NULL;
 	SELECT count(*) > 0 FROM secretsmgr_health();
