@@ -893,8 +893,136 @@ put_version(SmPendingPut *m)
 }
 
 /*
- * Pre-commit: put the new version of every queued rotation as AWSCURRENT.
- * An error aborts the commit, so the roles keep their old passwords.  If
+ * A put of a concurrent round failed with err: raise it as a single put's
+ * failure would be, record it, and return the error data (the caller
+ * re-raises the first one once every answer is accounted for).
+ */
+static ErrorData *
+put_failed(SmPendingPut *m, const SmAwsError *err)
+{
+	MemoryContext ctx = CurrentMemoryContext;
+	ErrorData  *edata = NULL;
+
+	PG_TRY();
+	{
+		sm_client_raise("PutSecretValue", err, m->secret_id);
+	}
+	PG_CATCH();
+	{
+		SmHistoryRow row;
+
+		MemoryContextSwitchTo(ctx);
+		edata = CopyErrorData();
+		FlushErrorState();
+		scrub_put(m);
+		memset(&row, 0, sizeof(row));
+		row.secret_id = m->secret_id;
+		row.role_name = m->role_name;
+		row.new_version_id = m->new_version_id;
+		row.previous_version_id = m->old_version_id;
+		row.strategy = m->strategy;
+		row.step = "finishSecret";
+		row.via = m->via;
+		row.started_at = m->started_at;
+		row.executed_by = m->executed_by;
+		record_failure(&row, edata, "rotate", m->started_at);
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/* Put m: it is AWSCURRENT now, and undo.c moves it back if we abort. */
+static void
+put_performed(int i, SmPendingPut *m)
+{
+	MemoryContext old;
+
+	sm_undo_performed(i);
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	performed_puts = lappend(performed_puts, m);
+	MemoryContextSwitchTo(old);
+
+	/* Cached AWSCURRENT / AWSPENDING values of this secret are stale. */
+	invalidate_cached(NULL, m->secret_id, m->secret_arn);
+}
+
+/*
+ * The puts of several secrets (secretsmgr_rotate_due, or several
+ * rotations in one transaction), sent concurrently through
+ * sm_client_call_many: each is idempotent under its token, as that
+ * function requires.  Every answer is accounted for before anything is
+ * raised, so each version that did become AWSCURRENT is handed to undo.c;
+ * then the first failure is raised, which aborts the commit.
+ */
+static void
+perform_puts_concurrently(List *moves)
+{
+	int			n = list_length(moves);
+	SmPutRequest *puts = palloc0(sizeof(SmPutRequest) * n);
+	bool	   *ok = palloc0(sizeof(bool) * n);
+	SmAwsError *errs = palloc0(sizeof(SmAwsError) * n);
+	int		   *which = palloc(sizeof(int) * n);
+	int			nreq = 0;
+	ErrorData  *first = NULL;
+
+	for (int i = 0; i < n; i++)
+	{
+		SmPendingPut *m = list_nth(moves, i);
+
+		if (already_moved(moves, i, m))
+			continue;
+		/*
+		 * Sent means maybe put: a cancel ends the wait with answers unread,
+		 * and the worker then looks at each secret before moving it back.
+		 */
+		sm_undo_performed(i);
+		which[nreq] = i;
+		puts[nreq].secret_id = m->api_id;
+		puts[nreq].client_request_token = m->new_version_id;
+		puts[nreq].secret_string = m->value;
+		puts[nreq].stage = STAGE_CURRENT;
+		nreq++;
+	}
+	sm_client_put_secret_value_many(puts, nreq, ok, errs);
+
+	for (int k = 0; k < nreq; k++)
+	{
+		SmPendingPut *m = list_nth(moves, which[k]);
+
+		if (ok[k])
+		{
+			scrub_put(m);
+			put_performed(which[k], m);
+		}
+		else
+		{
+			ErrorData  *edata;
+
+			/* refused by Secrets Manager: nothing to move back */
+			if (errs[k].transport == SM_HTTP_OK && errs[k].http_status >= 400 &&
+				errs[k].http_status < 500)
+				sm_undo_not_performed(which[k]);
+			edata = put_failed(m, &errs[k]);
+			if (first == NULL)
+				first = edata;
+		}
+	}
+	if (first != NULL)
+	{
+		for (int i = 0; i < n; i++)
+			scrub_put(list_nth(moves, i));
+		pending_puts = NIL;
+		sm_undo_set_reason(first->sqlerrcode,
+						   psprintf("the PutSecretValue of a rotated secret failed: %s",
+									first->message));
+		ReThrowError(first);
+	}
+}
+
+/*
+ * Pre-commit: put the new version of every queued rotation as AWSCURRENT
+ * (one put alone, several concurrently).  An error aborts the commit, so
+ * the roles keep their old passwords.  If
  * the commit fails after some versions were put (a later put, a
  * serialization failure), the abort hands them to undo.c, prepared here,
  * to move AWSCURRENT back.  A rotation counts as succeeded once its
@@ -924,21 +1052,21 @@ perform_puts(void)
 	}
 	sm_undo_prepare(undo, n);
 
+	/* several secrets: their puts in flight together */
+	if (n > 1)
+	{
+		perform_puts_concurrently(moves);
+		pending_puts = NIL;
+		return;
+	}
 	for (int i = 0; i < n; i++)
 	{
 		SmPendingPut *m = list_nth(moves, i);
-		MemoryContext old;
 
 		if (already_moved(moves, i, m))
 			continue;
 		put_version(m);
-		sm_undo_performed(i);
-		old = MemoryContextSwitchTo(TopTransactionContext);
-		performed_puts = lappend(performed_puts, m);
-		MemoryContextSwitchTo(old);
-
-		/* Cached AWSCURRENT / AWSPENDING values of this secret are stale. */
-		invalidate_cached(NULL, m->secret_id, m->secret_arn);
+		put_performed(i, m);
 	}
 	pending_puts = NIL;
 }

@@ -1444,6 +1444,40 @@ sm_client_put_secret_value(const char *secret_id, const char *client_request_tok
 	return version_id;
 }
 
+/* PutSecretValue of several secrets at once; see smclient.h. */
+void
+sm_client_put_secret_value_many(const SmPutRequest *puts, int n, bool *ok, SmAwsError *errs)
+{
+	json_t	  **reqs = palloc0(sizeof(json_t *) * Max(n, 1));
+	json_t	  **results = palloc0(sizeof(json_t *) * Max(n, 1));
+
+	PG_TRY();
+	{
+		for (int i = 0; i < n; i++)
+		{
+			reqs[i] = json_object();
+			json_object_set_new(reqs[i], "SecretId", json_string(puts[i].secret_id));
+			json_object_set_new(reqs[i], "ClientRequestToken",
+								json_string(puts[i].client_request_token));
+			json_object_set_new(reqs[i], "SecretString", json_string(puts[i].secret_string));
+			json_object_set_new(reqs[i], "VersionStages", json_pack("[s]", puts[i].stage));
+		}
+		sm_client_call_many("PutSecretValue", reqs, n, results, errs);
+	}
+	PG_FINALLY();
+	{
+		/* the zeroing allocator wipes the values as they are freed */
+		for (int i = 0; i < n; i++)
+			json_decref(reqs[i]);
+	}
+	PG_END_TRY();
+	for (int i = 0; i < n; i++)
+	{
+		ok[i] = results[i] != NULL;
+		json_decref(results[i]);
+	}
+}
+
 /* UpdateSecretVersionStage. */
 void
 sm_client_update_secret_version_stage(const char *secret_id, const char *stage,

@@ -108,6 +108,24 @@ extern json_t *sm_client_call(const char *operation, json_t *request, const char
 extern void sm_client_call_many(const char *operation, json_t *const *requests, int n,
 								json_t **results, SmAwsError *errs);
 
+/* One PutSecretValue of sm_client_put_secret_value_many. */
+typedef struct SmPutRequest
+{
+	const char *secret_id;
+	const char *client_request_token;	/* the new version's id */
+	const char *secret_string;
+	const char *stage;			/* the one label it gets, e.g. AWSCURRENT */
+} SmPutRequest;
+
+/*
+ * PutSecretValue of puts[0..n-1], concurrently (sm_client_call_many, whose
+ * contract holds: idempotent under each token, interrupts raised at once):
+ * ok[i] is true when puts[i] succeeded, else errs[i] says why (raise it with
+ * sm_client_raise).  The requests, which hold the values, are zeroed.
+ */
+extern void sm_client_put_secret_value_many(const SmPutRequest *puts, int n, bool *ok,
+											SmAwsError *errs);
+
 /*
  * Raise err as a PostgreSQL error: SQLSTATE, message, detail (AWS type and
  * request id) and hint from the error map.  secret_id names the secret in the

@@ -218,6 +218,17 @@ sm_undo_performed(int i)
 	performed_flags(undo_shared)[i] = 1;
 }
 
+/* Move i was refused: nothing to move back for it. */
+void
+sm_undo_not_performed(int i)
+{
+	if (undo_shared == NULL || i < 0 || i >= undo_shared->nmoves)
+		return;
+	if (performed_flags(undo_shared)[i])
+		undo_performed--;
+	performed_flags(undo_shared)[i] = 0;
+}
+
 /* The first reason given wins; the history rows carry it. */
 void
 sm_undo_set_reason(int sqlerrcode, const char *message)
@@ -261,7 +272,8 @@ sm_undo_finish(bool committed)
 typedef enum SmUndoOutcome
 {
 	SM_UNDO_MOVED_BACK,
-	SM_UNDO_MOVED_ON
+	SM_UNDO_MOVED_ON,
+	SM_UNDO_NEVER_MOVED			/* a put sent, answer unknown, that did not land */
 } SmUndoOutcome;
 
 /* One move as the worker reads it. */
@@ -285,14 +297,16 @@ undo_call(void *arg)
 	const char *old_version = w->f[6];
 	SmSecretValue cur;
 	bool		still_there;
+	bool		never_moved;
 
 	sm_rotation_lock_key(w->f[2]);
 	sm_client_get_secret_value(api_id, "AWSCURRENT", NULL, false, &cur);
 	still_there = cur.version_id && strcmp(cur.version_id, new_version) == 0;
+	never_moved = cur.version_id && strcmp(cur.version_id, old_version) == 0;
 	sm_secret_value_scrub(&cur);
 	if (!still_there)
 	{
-		w->outcome = SM_UNDO_MOVED_ON;
+		w->outcome = never_moved ? SM_UNDO_NEVER_MOVED : SM_UNDO_MOVED_ON;
 		return;
 	}
 	sm_client_update_secret_version_stage(api_id, "AWSCURRENT", old_version, new_version);
@@ -320,6 +334,9 @@ undo_one(SmUndoWork *w, const SmUndoShared *s)
 	else if (w->outcome == SM_UNDO_MOVED_BACK)
 		error = psprintf("the transaction did not commit after AWSCURRENT moved: %s; AWSCURRENT was moved back to version \"%s\"",
 						 reason, w->f[6]);
+	else if (w->outcome == SM_UNDO_NEVER_MOVED)
+		error = psprintf("the transaction did not commit: %s; version \"%s\" never became AWSCURRENT, which is still version \"%s\"",
+						 reason, w->f[5], w->f[6]);
 	else
 		error = psprintf("the transaction did not commit after AWSCURRENT moved: %s; AWSCURRENT had left version \"%s\" since, so it was not moved",
 						 reason, w->f[5]);

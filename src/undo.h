@@ -33,8 +33,14 @@ typedef struct SmUndoMove
  */
 extern void sm_undo_prepare(const SmUndoMove *moves, int nmoves);
 
-/* Move i (of those prepared) has been performed. */
+/*
+ * Move i (of those prepared) has been performed, or may have been (sent,
+ * its answer not known): the worker looks before it moves anything back.
+ */
 extern void sm_undo_performed(int i);
+
+/* Move i is known not to have been performed (Secrets Manager refused it). */
+extern void sm_undo_not_performed(int i);
 
 /* Why the commit failed, if nothing said so yet (never raises). */
 extern void sm_undo_set_reason(int sqlerrcode, const char *message);

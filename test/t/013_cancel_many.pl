@@ -2,7 +2,8 @@
 # BatchGetSecretValue calls are in flight (one answered, one that Secrets
 # Manager never answers), pg_cancel_backend, statement_timeout and
 # pg_terminate_backend end the statement at once, nothing is rotated, and
-# the session (with its connections dropped) works afterwards.
+# the session (with its connections dropped) works afterwards.  The puts at
+# commit are concurrent too, and a cancel ends their wait as well.
 use strict;
 use warnings;
 use lib "$ENV{SM_TEST_ROOT}/perl";
@@ -111,6 +112,52 @@ sub start_hung_rotate_due
 		'pg_terminate_backend ends the concurrent wait');
 	cmp_ok($elapsed, '<', 5, 'termination does not wait for the hang');
 	is(rotations(), '25', 'the terminated call rotated nothing');
+}
+
+# The puts at commit are in flight together: with the first one hanging,
+# the other 24 reach Secrets Manager during the wait (one at a time, none
+# would before the hang ends).  A cancel then ends the commit, and the
+# versions already made AWSCURRENT are moved back (docs/rotation.md): every
+# role still logs in with what AWSCURRENT holds.
+{
+	$node->safe_psql('postgres',
+		"UPDATE secretsmgr_managed SET rotation_interval = '1 second'");
+	sleep 1;
+	my $puts = SmTest::smctl('calls', 'PutSecretValue');
+	SmTest::smctl('fault', 'PutSecretValue', 'hang', '1', '--delay-ms', '60000');
+	my ($in, $out, $err) = ('', '', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c', $due_sql ],
+		'<', \$in, '>', \$out, '2>', \$err);
+	my $arrived = 0;
+	for (1 .. 300)
+	{
+		$arrived = SmTest::smctl('calls', 'PutSecretValue') - $puts;
+		last if $arrived >= 24;
+		select(undef, undef, undef, 0.1);
+	}
+	cmp_ok($arrived, '>=', 24,
+		'the other puts reach Secrets Manager while the first one hangs');
+	my $pid = $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE query LIKE '%rotate_due%' "
+		  . "AND state = 'active' AND pid <> pg_backend_pid()");
+	my $t0 = time();
+	$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+	$h->finish;
+	cmp_ok(time() - $t0, '<', 5, 'a cancel ends the wait for the puts at commit');
+	like($err, qr/canceling statement due to user request/,
+		'the cancelled commit says so');
+	is(rotations(), '25', 'the cancelled call recorded no success');
+	my $verified = 0;
+	for (1 .. 300)
+	{
+		$verified = $node->safe_psql('postgres',
+			"SELECT count(*) FROM secretsmgr_managed WHERE secretsmgr_verify(secret_id)");
+		last if $verified == 25;
+		select(undef, undef, undef, 0.2);
+	}
+	is($verified, '25',
+		'AWSCURRENT of every secret was moved back and logs in as its role');
 }
 
 my $log = slurp_file($node->logfile);
