@@ -33,8 +33,10 @@
 
 #include "compat.h"
 #include "cache.h"
+#include "guard.h"
 #include "http.h"
 #include "secretsmgr.h"
+#include "stale.h"
 
 PG_MODULE_MAGIC;
 
@@ -555,6 +557,9 @@ _PG_init(void)
 							 "Privileged: SUPERUSER, REPLICATION, BYPASSRLS or CREATEROLE, or a member (through any chain) of a role that is, or of a predefined role that reaches the server's files, programs or all data.",
 							 &sm_guc_allow_privileged_roles, false,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+
+	sm_guard_init();
+	sm_stale_init();
 
 	MarkGUCPrefixReserved("secretsmgr");
 
