@@ -269,7 +269,9 @@ guard_process_utility(PlannedStmt *pstmt, const char *queryString,
 
 	if (own_depth == 0 && IsTransactionState())
 	{
-		targets = statement_targets(parsetree);
+		/* off by configuration: nothing to refuse or record */
+		if (sm_guc_guard != SM_GUARD_OFF || switched_off_here())
+			targets = statement_targets(parsetree);
 		guard_set = is_guard_set(parsetree);
 	}
 
