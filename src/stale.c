@@ -229,13 +229,17 @@ stale_client_auth(Port *port, int status)
 	LWLockRelease(stale->lock);
 }
 
-/* At commit, the roles whose password changed count from zero again. */
+/*
+ * At commit, the roles whose password changed count from zero again; an
+ * abort (or a PREPARE, whose outcome this backend does not see) forgets them.
+ */
 static void
 stale_xact_callback(XactEvent event, void *arg)
 {
 	ListCell   *lc;
 
-	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT)
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PREPARE)
 		return;
 	if (event == XACT_EVENT_COMMIT && pending != NIL && stale != NULL)
 	{
