@@ -27,16 +27,17 @@ CREATE TABLE @extschema@.secretsmgr_managed (
  */
 CREATE TABLE @extschema@.secretsmgr_rotation_history (
 	id					bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	secret_id			text NOT NULL,
+	secret_id			text,		/* NULL: the drift guard switched off */
 	role_name			name,
 	new_version_id		text,
 	previous_version_id	text,
 	strategy			text,
 	step				text NOT NULL
 						CHECK (step IN ('createSecret', 'setSecret', 'testSecret',
-										'finishSecret', 'reconcile')),
+										'finishSecret', 'reconcile', 'drift', 'guard')),
 	status				text NOT NULL
-						CHECK (status IN ('succeeded', 'failed', 'noop')),
+						CHECK (status IN ('succeeded', 'failed', 'noop',
+										  'refused', 'warned', 'allowed', 'disabled')),
 	via					text NOT NULL CHECK (via IN ('sql', 'lambda', 'scheduler')),
 	started_at			timestamptz NOT NULL,
 	finished_at			timestamptz NOT NULL,
@@ -135,6 +136,15 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'secretsmgr_health'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+CREATE FUNCTION @extschema@.secretsmgr_stale_clients(
+	OUT secret_id text, OUT role_name name, OUT kind text, OUT client_addr text,
+	OUT pid integer, OUT backend_start timestamptz, OUT failed_logins bigint,
+	OUT first_failed_at timestamptz, OUT last_failed_at timestamptz,
+	OUT last_rotation timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'secretsmgr_stale_clients'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
 CREATE FUNCTION @extschema@.secretsmgr_iam_policy(purpose text DEFAULT 'database',
 	admin_secret text DEFAULT NULL, secrets text[] DEFAULT NULL)
 RETURNS jsonb
@@ -199,6 +209,7 @@ REVOKE ALL ON FUNCTION @extschema@.secretsmgr_cluster_stats() FROM PUBLIC;
 REVOKE ALL ON @extschema@.secretsmgr_cluster_stats FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_cluster_stats_reset() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_health() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.secretsmgr_stale_clients() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_iam_policy(text, text, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_manage(text, name, text, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.secretsmgr_unmanage(text) FROM PUBLIC;

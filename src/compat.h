@@ -121,6 +121,19 @@ extern PGDLLIMPORT int scram_sha_256_iterations;
 #define SM_CREATEROLE_NEEDS_ADMIN	false
 #endif
 
+/*
+ * 17: pgstat_fetch_stat_local_beentry() became
+ * pgstat_get_local_beentry_by_index(); both count from 1.
+ */
+#if PG_VERSION_NUM < 170000
+#define pgstat_get_local_beentry_by_index(idx) pgstat_fetch_stat_local_beentry(idx)
+#endif
+
+/*
+ * ProcessUtility_hook and ClientAuthentication_hook have had the same
+ * signatures from 14 to 18; shmem_request_hook exists since 15.
+ */
+
 /* 17: IsBackgroundWorker gave way to AmBackgroundWorkerProcess(). */
 #if PG_VERSION_NUM < 170000
 #define AmBackgroundWorkerProcess() (IsBackgroundWorker)

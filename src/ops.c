@@ -45,6 +45,7 @@
 #include "secretsmgr.h"
 #include "smclient.h"
 #include "stats_shmem.h"
+#include "stale.h"
 
 /* One managed secret, as the registry holds it. */
 typedef struct ManagedRow
@@ -799,6 +800,13 @@ check_secret_clone(Health *h, const char *check, void *arg)
 
 PG_FUNCTION_INFO_V1(secretsmgr_health);
 
+/* The drift guard, and stale clients of every managed secret (stale.c). */
+static void
+check_watch(Health *h, const char *check, void *arg)
+{
+	sm_stale_health(h->rsinfo);
+}
+
 /* secretsmgr_health() -> TABLE(check_name, status, detail); never raises for a check. */
 Datum
 secretsmgr_health(PG_FUNCTION_ARGS)
@@ -844,6 +852,7 @@ secretsmgr_health(PG_FUNCTION_ARGS)
 			run_check(&h, psprintf("secret %s: clone role", r->secret_id),
 					  check_secret_clone, r, NULL);
 	}
+	run_check(&h, "drift guard", check_watch, NULL, NULL);
 	return (Datum) 0;
 }
 

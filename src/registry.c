@@ -203,11 +203,12 @@ arn_names(const char *arn, const char *name)
 
 /*
  * Scan the registry for the row matching key (by secret_id, ARN, or the
- * name inside the ARN).  The table is tiny; a sequential scan of the latest
- * snapshot is cheaper than planning a query.
+ * name inside the ARN; with by_role, by role_name or clone_role).  The table
+ * is tiny; a sequential scan of the latest snapshot is cheaper than planning
+ * a query.
  */
 static bool
-scan_registry(const char *key, SmBinding *out)
+scan_registry(const char *key, bool by_role, SmBinding *out)
 {
 	Oid			nspid;
 	Oid			relid;
@@ -249,10 +250,13 @@ scan_registry(const char *key, SmBinding *out)
 	{
 		char	   *id = slot_string(slot, a_id, TEXTOID);
 		char	   *arn = slot_string(slot, a_arn, TEXTOID);
+		char	   *role = by_role ? slot_string(slot, a_role, NAMEOID) : NULL;
+		char	   *clone = by_role ? slot_string(slot, a_clone, NAMEOID) : NULL;
 
-		if (strcmp(id, key) == 0 ||
-			(arn && strcmp(arn, key) == 0) ||
-			arn_names(arn, key))
+		if (by_role ? (strcmp(role, key) == 0 || (clone && strcmp(clone, key) == 0)) :
+			(strcmp(id, key) == 0 ||
+			 (arn && strcmp(arn, key) == 0) ||
+			 arn_names(arn, key)))
 		{
 			found = true;
 			if (out)
@@ -278,7 +282,14 @@ scan_registry(const char *key, SmBinding *out)
 bool
 sm_registry_lookup(const char *secret_id_or_arn, SmBinding *out)
 {
-	return scan_registry(secret_id_or_arn, out);
+	return scan_registry(secret_id_or_arn, false, out);
+}
+
+/* Find the binding of a role, as its role or its clone. */
+bool
+sm_registry_lookup_role(const char *role_name, SmBinding *out)
+{
+	return scan_registry(role_name, true, out);
 }
 
 /*
@@ -402,7 +413,7 @@ sm_registry_bound_roles(const char *secret_id, Oid *out, int max,
 
 	if (role_version_id)
 		*role_version_id = NULL;
-	if (max <= 0 || !scan_registry(secret_id, &b))
+	if (max <= 0 || !scan_registry(secret_id, false, &b))
 		return 0;
 	if (role_version_id)
 		*role_version_id = last_role_version(b.secret_id);

@@ -25,6 +25,9 @@ typedef struct SmBinding
  */
 extern bool sm_registry_lookup(const char *secret_id_or_arn, SmBinding *out);
 
+/* The same for the binding whose role_name or clone_role is role_name. */
+extern bool sm_registry_lookup_role(const char *role_name, SmBinding *out);
+
 /*
  * OIDs of the roles (role and clone) bound to secret_id, at most max, and
  * (if role_version_id is not NULL) the version whose password secretsmgr

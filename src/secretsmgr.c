@@ -33,10 +33,12 @@
 
 #include "compat.h"
 #include "cache.h"
+#include "guard.h"
 #include "http.h"
 #include "secretsmgr.h"
 #include "sts.h"
 #include "stats_shmem.h"
+#include "stale.h"
 
 PG_MODULE_MAGIC;
 
@@ -566,6 +568,8 @@ _PG_init(void)
 
 	sm_sts_define_settings();
 	sm_cstats_init();
+	sm_guard_init();
+	sm_stale_init();
 
 	MarkGUCPrefixReserved("secretsmgr");
 

@@ -145,6 +145,7 @@ run_sql(q{
 	SELECT secretsmgr_iam_policy() IS NOT NULL;
 	SELECT secretsmgr_iam_policy('lambda', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:leak/admin-AbCdEf') IS NOT NULL;
 	SELECT count(*) > 0 FROM secretsmgr_health();
+	SELECT count(*) >= 0 FROM secretsmgr_stale_clients();
 });
 # preload and stale reads
 run_sql(q{
