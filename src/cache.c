@@ -33,7 +33,8 @@
 #include "utils/syscache.h"
 
 #include "cache.h"
-#include "secretsmgr.h"
+#include "settings.h"
+#include "stats.h"
 
 #define SM_CACHE_MAX_ROLES 4
 

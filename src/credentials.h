@@ -34,12 +34,6 @@ extern void sm_credentials_free(SmCredentials *creds);
 /* Forget cached temporary credentials (e.g. after ExpiredTokenException). */
 extern void sm_credentials_invalidate(void);
 
-/*
- * Where would credentials come from, without fetching (for health checks):
- * the source name, or NULL.
- */
-extern const char *sm_credentials_source(void);
-
 /* The region: secretsmgr.region, AWS_REGION, AWS_DEFAULT_REGION; else error. */
 extern const char *sm_region_get(void);
 

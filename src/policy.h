@@ -1,0 +1,17 @@
+/*
+ * policy.h
+ *		The least-privilege IAM policy of the managed secrets.
+ */
+#ifndef SECRETSMGR_POLICY_H
+#define SECRETSMGR_POLICY_H
+
+#include "postgres.h"
+
+/*
+ * The IAM policy (JSON text) the database host ("database") or the rotation
+ * Lambda ("lambda", which also reads the administrator secret admin_arn,
+ * given by its full ARN) needs for the managed secrets, with exact ARNs.
+ */
+extern char *sm_policy_document(const char *purpose, const char *admin_arn);
+
+#endif							/* SECRETSMGR_POLICY_H */
