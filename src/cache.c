@@ -33,7 +33,8 @@
 #include "utils/syscache.h"
 
 #include "cache.h"
-#include "secretsmgr.h"
+#include "settings.h"
+#include "stats.h"
 #include "stats_shmem.h"
 
 #define SM_CACHE_MAX_ROLES 4

@@ -16,10 +16,16 @@
  * What each PostgreSQL major changed that secretsmgr uses.  The code is
  * written against the newest API (18); each block below maps it onto the
  * majors before the one that changed it, so 16 and 17 take the right branch
- * although only 15 and 18 are built and tested.  Headers whose functions are
+ * although only 15 and 18 are built and tested.  15 is the oldest major
+ * supported: what older ones named otherwise (pg_be_scram_build_secret,
+ * MarkGUCPrefixReserved) is used under its 15 name, unguarded.  Headers whose functions are
  * renamed by a macro here are included first, so that their declarations are
  * not rewritten.
  */
+#if PG_VERSION_NUM < 150000
+#error "secretsmgr needs PostgreSQL 15 or later"
+#endif
+
 #include "common/base64.h"
 #include "common/jsonapi.h"
 #include "common/scram-common.h"
@@ -155,16 +161,6 @@ extern PGDLLIMPORT int scram_sha_256_iterations;
 #define SM_AUTHMEM_INHERIT(m)		true
 #define SM_AUTHMEM_SET(m)			true
 #define SM_GRANT_HAS_INHERIT_SET	false
-#endif
-
-/* PostgreSQL 14 and older named the SCRAM secret builder differently. */
-#if PG_VERSION_NUM < 150000
-#define pg_be_scram_build_secret(pw) pg_be_scram_build_verifier(pw)
-#endif
-
-/* MarkGUCPrefixReserved appeared in 15; EmitWarningsOnPlaceholders before. */
-#if PG_VERSION_NUM < 150000
-#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
 #endif
 
 /* CURLOPT_PROTOCOLS_STR (7.85) replaces the deprecated bitmask option. */

@@ -71,7 +71,9 @@
 #include "credentials.h"
 #include "http.h"
 #include "parse.h"
-#include "secretsmgr.h"
+#include "secretbuf.h"
+#include "settings.h"
+#include "stats.h"
 #include "sts.h"
 
 /* Largest shared credentials file read. */
@@ -1380,97 +1382,4 @@ sm_credentials_invalidate(void)
 	temp_cache_clear();
 	file_cache_clear();
 	sm_sts_invalidate();
-}
-
-/*
- * Which provider would answer, without any network call: by configuration,
- * and for the instance metadata service by what this backend last saw.
- * The shared file is read (through its cache); a file that exists but
- * cannot be read is reported as an error, as sm_credentials_get would.
- */
-const char *
-sm_credentials_source(void)
-{
-	char	   *path;
-	const char *named_by;
-	const char *profile;
-
-	if (nonempty(sm_guc_access_key_id) || nonempty(sm_guc_secret_access_key) ||
-		nonempty(sm_guc_session_token))
-		return SRC_SETTINGS;
-	if (env_get("AWS_ACCESS_KEY_ID") || env_get("AWS_SECRET_ACCESS_KEY"))
-		return SRC_ENVIRONMENT;
-	if (env_get("AWS_WEB_IDENTITY_TOKEN_FILE"))
-		return "web identity";
-
-	profile = shared_file_profile(&named_by);
-	path = shared_file_path();
-	if (path != NULL)
-	{
-		struct stat st;
-
-		/* a profile named explicitly stops the chain here, found or not */
-		if (named_by != NULL)
-			return SRC_SHARED_FILE;
-		if (stat(path, &st) == 0)
-		{
-			SmCredValues v;
-			SmCredFileResult result = shared_file_lookup(path, profile, &v, NULL);
-
-			/* a profile with half a key pair stops the chain with an error */
-			if (result == SM_FILE_FOUND || result == SM_FILE_PARTIAL ||
-				result == SM_FILE_ROLE)
-				return SRC_SHARED_FILE;
-		}
-	}
-
-	if (container_configured())
-		return SRC_CONTAINER;
-	if (temp_cache.valid)
-		return temp_cache.source;
-	if (imds_disabled())
-		return NULL;
-	/* off EC2 the service does not answer: say so once we have seen it */
-	if (imds_failed_at != 0)
-		return NULL;
-	return SRC_IMDS;
-}
-
-/*
- * The region: secretsmgr.region, else AWS_REGION, else AWS_DEFAULT_REGION.
- * Its shape is checked because it goes into host names and the signature.
- */
-const char *
-sm_region_get(void)
-{
-	const char *region;
-	const char *from;
-	const char *p;
-
-	if (nonempty(sm_guc_region))
-	{
-		region = sm_guc_region;
-		from = "secretsmgr.region";
-	}
-	else if ((region = env_get("AWS_REGION")) != NULL)
-		from = "AWS_REGION";
-	else if ((region = env_get("AWS_DEFAULT_REGION")) != NULL)
-		from = "AWS_DEFAULT_REGION";
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("no AWS region configured"),
-				 errhint("Set \"secretsmgr.region\", or AWS_REGION in the server's environment.")));
-
-	for (p = region; *p; p++)
-	{
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
-			break;
-	}
-	if (*p != '\0' || p - region > 32)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid AWS region in %s", from),
-				 errdetail("A region name has only lower-case letters, digits and \"-\", and at most 32 characters.")));
-	return region;
 }

@@ -7,17 +7,8 @@
 
 #include "postgres.h"
 
-typedef struct SmCredentials
-{
-	char	   *access_key_id;	/* palloc'd in the caller's context */
-	char	   *secret_access_key;
-	char	   *session_token;	/* NULL for long-term keys */
-	const char *source;			/* "settings", "environment", "shared-file",
-								 * "container", "imds" (static string), or
-								 * "web identity (<role>)", "assumed role
-								 * (<role>) over <source>" (palloc'd) */
-	time_t		expiration;		/* 0 = does not expire */
-} SmCredentials;
+#include "credtypes.h"
+#include "region.h"
 
 /*
  * Resolve credentials, first match wins: secretsmgr.* settings, environment,
@@ -36,14 +27,5 @@ extern void sm_credentials_free(SmCredentials *creds);
 
 /* Forget cached temporary credentials (e.g. after ExpiredTokenException). */
 extern void sm_credentials_invalidate(void);
-
-/*
- * Where would credentials come from, without fetching (for health checks):
- * the source name, or NULL.
- */
-extern const char *sm_credentials_source(void);
-
-/* The region: secretsmgr.region, AWS_REGION, AWS_DEFAULT_REGION; else error. */
-extern const char *sm_region_get(void);
 
 #endif							/* SECRETSMGR_CREDENTIALS_H */

@@ -39,7 +39,10 @@
 #include "guard.h"
 #include "history.h"
 #include "registry.h"
-#include "secretsmgr.h"
+#include "backend.h"
+#include "secretbuf.h"
+#include "settings.h"
+#include "stats.h"
 #include "stale.h"
 
 int			sm_guc_guard = SM_GUARD_WARN;
@@ -352,4 +355,25 @@ sm_guard_init(void)
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = guard_process_utility;
 	hook_installed = true;
+}
+
+/* Health: the drift guard's state, as a status and a detail with a hint. */
+void
+sm_guard_health(const char **status, char **detail)
+{
+	if (!sm_guard_active())
+	{
+		*status = "OK";
+		*detail = pstrdup("not active: secretsmgr is not in shared_preload_libraries, so changes of managed roles are not watched and failed logins are not counted. Hint: add it and restart the server.");
+	}
+	else if (sm_guc_guard == SM_GUARD_OFF)
+	{
+		*status = "WARN";
+		*detail = pstrdup("secretsmgr.guard is off: ALTER ROLE and DROP ROLE on managed roles are neither refused nor recorded. Hint: SET secretsmgr.guard = warn or error in postgresql.conf.");
+	}
+	else
+	{
+		*status = "OK";
+		*detail = psprintf("secretsmgr.guard = %s", GetConfigOption("secretsmgr.guard", false, false));
+	}
 }

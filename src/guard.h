@@ -28,6 +28,9 @@ extern void sm_guard_init(void);
 /* Is the guard's hook installed (the library preloaded)? */
 extern bool sm_guard_active(void);
 
+/* Health: the guard's state (status "OK" or "WARN", detail with a hint). */
+extern void sm_guard_health(const char **status, char **detail);
+
 /*
  * Run one of the extension's own role statements (the rotation's ALTER ROLE)
  * through ProcessUtility: the guard lets it pass, and the stale-client

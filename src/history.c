@@ -40,10 +40,10 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "extension.h"
 #include "history.h"
-#include "registry.h"
 #include "runas.h"
-#include "secretsmgr.h"
+#include "secretbuf.h"
 
 /* How long a caller waits for the history worker. */
 #define SM_HISTORY_WAIT_MS		10000
@@ -130,7 +130,7 @@ insert_row_spi(const SmHistoryRow *row)
 				   "  strategy, step, status, via, executed_by, sqlstate, error,"
 				   "  started_at, finished_at)"
 				   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-				   sm_registry_schema_quoted());
+				   sm_extension_schema_quoted());
 	rc = SPI_execute_with_args(sql, SM_HISTORY_NFIELDS + 2, argtypes, values,
 							   nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
@@ -205,13 +205,73 @@ sm_history_last_version(const char *secret_id, const char *role_name)
 						"   AND h.step OPERATOR(pg_catalog.=) ANY ('{setSecret,finishSecret,reconcile}'::pg_catalog.text[])"
 						"   AND h.new_version_id IS NOT NULL"
 						" ORDER BY h.id DESC LIMIT 1",
-						sm_registry_schema_quoted());
+						sm_extension_schema_quoted());
 	call.values[0] = CStringGetTextDatum(secret_id);
 	call.values[1] = CStringGetTextDatum(role_name);
 	call.cxt = CurrentMemoryContext;
 	call.result = NULL;
 	sm_runas_owner(last_version_owner, &call);
 	return call.result;
+}
+
+/* sm_history_last_rotated's query and its answer. */
+typedef struct LastRotatedCall
+{
+	const char *sql;
+	Datum		secret_id;
+	bool		found;
+	TimestampTz result;
+} LastRotatedCall;
+
+/* Under sm_runas_owner: run the last-rotated query through SPI. */
+static void
+last_rotated_owner(void *arg)
+{
+	LastRotatedCall *call = arg;
+	Oid			argtypes[1] = {TEXTOID};
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(call->sql, 1, argtypes, &call->secret_id, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read secretsmgr_rotation_history");
+	if (SPI_processed == 1)
+	{
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+		{
+			call->found = true;
+			call->result = DatumGetTimestampTz(d);
+		}
+	}
+	SPI_finish();
+}
+
+/*
+ * When secret_id (its registered id) last rotated successfully: the latest
+ * finished_at of its succeeded finishSecret, setSecret or reconcile rows.
+ * False when there is none.  Read as the extension owner.
+ */
+bool
+sm_history_last_rotated(const char *secret_id, TimestampTz *when)
+{
+	LastRotatedCall call;
+
+	call.sql = psprintf("SELECT pg_catalog.max(h.finished_at)"
+						"  FROM %s.secretsmgr_rotation_history h"
+						" WHERE h.secret_id OPERATOR(pg_catalog.=) $1"
+						"   AND h.status OPERATOR(pg_catalog.=) 'succeeded'"
+						"   AND h.step OPERATOR(pg_catalog.=) ANY"
+						"       (ARRAY['finishSecret', 'setSecret', 'reconcile']::pg_catalog.text[])",
+						sm_extension_schema_quoted());
+	call.secret_id = CStringGetTextDatum(secret_id);
+	call.found = false;
+	call.result = 0;
+	sm_runas_owner(last_rotated_owner, &call);
+	if (call.found)
+		*when = call.result;
+	return call.found;
 }
 
 /* Wait until the worker has stopped, at most SM_HISTORY_WAIT_MS. */
@@ -260,7 +320,7 @@ sm_history_insert_autonomous(const SmHistoryRow *row)
 	if (RecoveryInProgress())
 		return false;
 
-	owner = sm_registry_extension_owner();
+	owner = sm_extension_owner();
 	row_fields(row, f);
 	f[10] = clip_error(f[10]);
 	for (int i = 0; i < SM_HISTORY_NFIELDS; i++)

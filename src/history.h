@@ -50,6 +50,12 @@ extern bool sm_history_insert_autonomous(const SmHistoryRow *row);
  */
 extern char *sm_history_last_version(const char *secret_id, const char *role_name);
 
+/*
+ * When secret_id last rotated successfully (its latest succeeded
+ * finishSecret, setSecret or reconcile row); false when it never did.
+ */
+extern bool sm_history_last_rotated(const char *secret_id, TimestampTz *when);
+
 /* Entry point of that worker. */
 extern PGDLLEXPORT void sm_history_worker_main(Datum main_arg);
 

@@ -52,9 +52,11 @@
 
 #include "miscadmin.h"
 
+#include "backend.h"
 #include "compat.h"
 #include "http.h"
-#include "secretsmgr.h"
+#include "secretbuf.h"
+#include "settings.h"
 
 #ifndef SECRETSMGR_VERSION
 #define SECRETSMGR_VERSION "unknown"

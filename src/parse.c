@@ -9,7 +9,7 @@
  *
  * Everything a remote endpoint or a file on disk can put in front of the
  * backend is read here, and nowhere else: smclient.c, credentials.c,
- * rotation.c, registry.c and ops.c get typed results.
+ * rotation.c, registry.c and health.c get typed results.
  * The file includes no PostgreSQL header (libc and jansson only), so that
  * each parser links alone into a libFuzzer target (test/fuzz/) and runs
  * under AddressSanitizer and UndefinedBehaviorSanitizer; the backend

@@ -40,13 +40,16 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_auth_members.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/catcache.h"
@@ -57,85 +60,24 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/varlena.h"
 
 
 #include "compat.h"
+#include "extension.h"
+#include "history.h"
 #include "registry.h"
 #include "runas.h"
-#include "secretsmgr.h"
+#include "settings.h"
 #include "smclient.h"
 #include "verify.h"
 
-#define SM_EXTENSION_NAME	"secretsmgr"
 #define SM_MANAGED_TABLE	"secretsmgr_managed"
 #define SM_HISTORY_TABLE	"secretsmgr_rotation_history"
 #define SM_CLONE_SUFFIX		"_clone"
 
-/* pg_extension facts about secretsmgr; false when it is not installed. */
-static bool
-extension_info(Oid *nspid, Oid *owner)
-{
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	bool		found = false;
-
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum(SM_EXTENSION_NAME));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-	{
-		Form_pg_extension ext = (Form_pg_extension) GETSTRUCT(tup);
-
-		if (nspid)
-			*nspid = ext->extnamespace;
-		if (owner)
-			*owner = ext->extowner;
-		found = true;
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return found;
-}
-
-/* The extension must be installed for anything that writes its tables. */
-static void
-require_extension(Oid *nspid, Oid *owner)
-{
-	if (!extension_info(nspid, owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("extension \"%s\" is not installed in this database",
-						SM_EXTENSION_NAME),
-				 errhint("Run CREATE EXTENSION %s.", SM_EXTENSION_NAME)));
-}
-
-/* Schema of the extension, quoted for SPI text. */
-char *
-sm_registry_schema_quoted(void)
-{
-	Oid			nspid;
-	char	   *nspname;
-
-	require_extension(&nspid, NULL);
-	nspname = get_namespace_name(nspid);
-	if (nspname == NULL)
-		elog(ERROR, "cache lookup failed for namespace %u", nspid);
-	return pstrdup(quote_identifier(nspname));
-}
-
-/* Owner of the extension (who CREATE EXTENSION ran as). */
-Oid
-sm_registry_extension_owner(void)
-{
-	Oid			owner;
-
-	require_extension(NULL, &owner);
-	return owner;
-}
+/* Advisory lock namespace of secretsmgr rotations: "SMGR". */
+#define SM_LOCK_CLASS	0x534D4752
 
 /*
  * The snapshot registry reads use: the latest one, so a rotation that waited
@@ -201,81 +143,142 @@ arn_names(const char *arn, const char *name)
 	return strlen(name) == len - 7 && strncmp(p, name, len - 7) == 0;
 }
 
-/*
- * Scan the registry for the row matching key (by secret_id, ARN, or the
- * name inside the ARN; with by_role, by role_name or clone_role).  The table
- * is tiny; a sequential scan of the latest snapshot is cheaper than planning
- * a query.
- */
-static bool
-scan_registry(const char *key, bool by_role, SmBinding *out)
+/* One of the extension's tables, opened to read; NULL when it is absent. */
+static Relation
+open_extension_table(const char *relname)
 {
 	Oid			nspid;
 	Oid			relid;
+
+	if (!sm_extension_find(&nspid, NULL))
+		return NULL;
+	relid = get_relname_relid(relname, nspid);
+	if (!OidIsValid(relid))
+		return NULL;
+	return table_open(relid, AccessShareLock);
+}
+
+/* The columns of secretsmgr_managed that registry_scan reads. */
+enum
+{
+	COL_SECRET_ID, COL_SECRET_ARN, COL_ROLE_NAME, COL_CLONE_ROLE, COL_STRATEGY,
+	COL_ROTATION_INTERVAL
+};
+static const char *const managed_columns[] = {
+	"secret_id", "secret_arn", "role_name", "clone_role", "strategy",
+	"rotation_interval"
+};
+
+/* Called with each row of secretsmgr_managed; true ends the scan. */
+typedef bool (*RegistryVisitFn) (const SmBinding *row, void *arg);
+
+/*
+ * The one read of secretsmgr_managed: visit(row, arg) for every row, in the
+ * latest snapshot (registry_snapshot), until it returns true.  The table
+ * is tiny; a sequential scan is cheaper than planning a query, and an
+ * empty one costs no more than a look at its size.  Returns true when
+ * visit ended the scan; false when the extension or its table is absent
+ * or every row was visited.
+ */
+static bool
+registry_scan(RegistryVisitFn visit, void *arg)
+{
 	Relation	rel;
 	Snapshot	snapshot;
 	TableScanDesc scan;
 	TupleTableSlot *slot;
-	AttrNumber	a_id,
-				a_arn,
-				a_role,
-				a_clone,
-				a_strategy;
-	bool		found = false;
+	AttrNumber	att[lengthof(managed_columns)];
+	bool		stopped = false;
 
-	if (!extension_info(&nspid, NULL))
+	rel = open_extension_table(SM_MANAGED_TABLE);
+	if (rel == NULL)
 		return false;
-	relid = get_relname_relid(SM_MANAGED_TABLE, nspid);
-	if (!OidIsValid(relid))
-		return false;
-
-	rel = table_open(relid, AccessShareLock);
 	if (RelationGetNumberOfBlocks(rel) == 0)
 	{
 		table_close(rel, AccessShareLock);
 		return false;
 	}
 
-	a_id = column_number(rel, "secret_id");
-	a_arn = column_number(rel, "secret_arn");
-	a_role = column_number(rel, "role_name");
-	a_clone = column_number(rel, "clone_role");
-	a_strategy = column_number(rel, "strategy");
+	for (int i = 0; i < lengthof(managed_columns); i++)
+		att[i] = column_number(rel, managed_columns[i]);
 
 	snapshot = registry_snapshot();
 	scan = table_beginscan(rel, snapshot, 0, NULL);
 	slot = table_slot_create(rel, NULL);
 
-	while (!found && table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	while (!stopped && table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
-		char	   *id = slot_string(slot, a_id, TEXTOID);
-		char	   *arn = slot_string(slot, a_arn, TEXTOID);
-		char	   *role = by_role ? slot_string(slot, a_role, NAMEOID) : NULL;
-		char	   *clone = by_role ? slot_string(slot, a_clone, NAMEOID) : NULL;
+		SmBinding	row;
+		bool		isnull;
+		Datum		d;
 
-		if (by_role ? (strcmp(role, key) == 0 || (clone && strcmp(clone, key) == 0)) :
-			(strcmp(id, key) == 0 ||
-			 (arn && strcmp(arn, key) == 0) ||
-			 arn_names(arn, key)))
-		{
-			found = true;
-			if (out)
-			{
-				out->secret_id = id;
-				out->secret_arn = arn;
-				out->role_name = slot_string(slot, a_role, NAMEOID);
-				out->clone_role = slot_string(slot, a_clone, NAMEOID);
-				out->strategy = slot_string(slot, a_strategy, TEXTOID);
-				out->alternating = strcmp(out->strategy, "alternating") == 0;
-			}
-		}
+		row.secret_id = slot_string(slot, att[COL_SECRET_ID], TEXTOID);
+		row.secret_arn = slot_string(slot, att[COL_SECRET_ARN], TEXTOID);
+		row.role_name = slot_string(slot, att[COL_ROLE_NAME], NAMEOID);
+		row.clone_role = slot_string(slot, att[COL_CLONE_ROLE], NAMEOID);
+		row.strategy = slot_string(slot, att[COL_STRATEGY], TEXTOID);
+		row.alternating = row.strategy != NULL &&
+			strcmp(row.strategy, "alternating") == 0;
+		d = slot_getattr(slot, att[COL_ROTATION_INTERVAL], &isnull);
+		row.has_interval = !isnull;
+		if (isnull)
+			memset(&row.rotation_interval, 0, sizeof(Interval));
+		else
+			row.rotation_interval = *DatumGetIntervalP(d);
+		stopped = visit(&row, arg);
 	}
 
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
 	UnregisterSnapshot(snapshot);
 	table_close(rel, AccessShareLock);
-	return found;
+	return stopped;
+}
+
+/* What match_key looks for, and where it puts the row it found. */
+typedef struct MatchKey
+{
+	const char *key;
+	bool		by_role;		/* key is a role: the bound role or clone */
+	SmBinding  *out;
+} MatchKey;
+
+/*
+ * Is row the binding of key (its secret_id, its ARN, or the name in it; with
+ * by_role, its role_name or clone_role)?
+ */
+static bool
+match_key(const SmBinding *row, void *arg)
+{
+	MatchKey   *m = arg;
+
+	if (m->by_role ?
+		(strcmp(row->role_name, m->key) == 0 ||
+		 (row->clone_role && strcmp(row->clone_role, m->key) == 0)) :
+		(strcmp(row->secret_id, m->key) == 0 ||
+		 (row->secret_arn && strcmp(row->secret_arn, m->key) == 0) ||
+		 arn_names(row->secret_arn, m->key)))
+	{
+		if (m->out)
+			*m->out = *row;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The row matching key (by secret_id, ARN, or the name inside the ARN;
+ * with by_role, by role_name or clone_role).
+ */
+static bool
+scan_registry(const char *key, bool by_role, SmBinding *out)
+{
+	MatchKey	m;
+
+	m.key = key;
+	m.by_role = by_role;
+	m.out = out;
+	return registry_scan(match_key, &m);
 }
 
 /* Find the binding of a secret by its registered id, ARN or name. */
@@ -290,6 +293,66 @@ bool
 sm_registry_lookup_role(const char *role_name, SmBinding *out)
 {
 	return scan_registry(role_name, true, out);
+}
+
+/* Add a copy of row to the list *arg. */
+static bool
+collect_row(const SmBinding *row, void *arg)
+{
+	List	  **rows = arg;
+	SmBinding  *copy = palloc(sizeof(SmBinding));
+
+	*copy = *row;
+	*rows = lappend(*rows, copy);
+	return false;
+}
+
+/* list_sort order: by secret_id, in the database's collation (as ORDER BY). */
+static int
+by_secret_id(const ListCell *a, const ListCell *b)
+{
+	const SmBinding *ra = lfirst(a);
+	const SmBinding *rb = lfirst(b);
+
+	return varstr_cmp(ra->secret_id, strlen(ra->secret_id),
+					  rb->secret_id, strlen(rb->secret_id),
+					  DEFAULT_COLLATION_OID);
+}
+
+/* Every binding, ordered by secret_id. */
+List *
+sm_registry_list(void)
+{
+	List	   *rows = NIL;
+
+	(void) registry_scan(collect_row, &rows);
+	list_sort(rows, by_secret_id);
+	return rows;
+}
+
+/* Every binding with its rotation interval and last successful rotation. */
+List *
+sm_registry_managed(void)
+{
+	List	   *rows = NIL;
+	ListCell   *lc;
+
+	foreach(lc, sm_registry_list())
+	{
+		SmBinding  *b = lfirst(lc);
+		SmManaged  *m = palloc0(sizeof(SmManaged));
+
+		m->secret_id = b->secret_id;
+		m->secret_arn = b->secret_arn;
+		m->role_name = b->role_name;
+		m->clone_role = b->clone_role;
+		m->strategy = b->strategy;
+		m->has_interval = b->has_interval;
+		m->rotation_interval = b->rotation_interval;
+		m->has_last = sm_history_last_rotated(b->secret_id, &m->last_rotated);
+		rows = lappend(rows, m);
+	}
+	return rows;
 }
 
 /*
@@ -307,8 +370,6 @@ sm_registry_lookup_role(const char *role_name, SmBinding *out)
 static char *
 last_role_version(const char *secret_id)
 {
-	Oid			nspid;
-	Oid			relid;
 	Relation	rel;
 	Relation	idx = NULL;
 	List	   *indexes;
@@ -325,12 +386,9 @@ last_role_version(const char *secret_id)
 	char	   *result = NULL;
 	int			seen = 0;
 
-	if (!extension_info(&nspid, NULL))
+	rel = open_extension_table(SM_HISTORY_TABLE);
+	if (rel == NULL)
 		return NULL;
-	relid = get_relname_relid(SM_HISTORY_TABLE, nspid);
-	if (!OidIsValid(relid))
-		return NULL;
-	rel = table_open(relid, AccessShareLock);
 	a_id = column_number(rel, "id");
 	a_secret = column_number(rel, "secret_id");
 	a_version = column_number(rel, "new_version_id");
@@ -596,6 +654,50 @@ check_login_role(const char *role_name)
 						 quote_identifier(role_name))));
 }
 
+/* The binding check_no_conflict compares every other row with. */
+typedef struct NewBinding
+{
+	const char *secret_id;
+	const char *arn;
+	const char *role_name;
+	const char *clone_role;
+} NewBinding;
+
+/* Raise if row (another secret's binding) shares a role or the ARN. */
+static bool
+refuse_conflict(const SmBinding *row, void *arg)
+{
+	NewBinding *nb = arg;
+	const char *id = row->secret_id;
+	const char *roles[2];
+
+	if (strcmp(id, nb->secret_id) == 0)
+		return false;			/* the row being updated */
+
+	if (nb->arn && row->secret_arn && strcmp(nb->arn, row->secret_arn) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("secret \"%s\" is already managed as \"%s\"", nb->secret_id, id),
+				 errdetail("Both names resolve to the secret with ARN \"%s\".", nb->arn),
+				 errhint("Call secretsmgr_unmanage('%s') first, or keep the existing binding.", id)));
+
+	roles[0] = row->role_name;
+	roles[1] = row->clone_role;
+	for (int i = 0; i < 2; i++)
+	{
+		if (roles[i] == NULL)
+			continue;
+		if (strcmp(roles[i], nb->role_name) == 0 ||
+			(nb->clone_role && strcmp(roles[i], nb->clone_role) == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("role \"%s\" is already bound to secret \"%s\"", roles[i], id),
+					 errdetail("A role can be rotated by one secret only."),
+					 errhint("Call secretsmgr_unmanage('%s') first.", id)));
+	}
+	return false;
+}
+
 /*
  * Refuse a binding that would share a role or an ARN with another secret's
  * binding (two secrets would then fight over one password).
@@ -604,66 +706,13 @@ static void
 check_no_conflict(const char *secret_id, const char *arn,
 				  const char *role_name, const char *clone_role)
 {
-	Oid			nspid;
-	Oid			relid;
-	Relation	rel;
-	Snapshot	snapshot;
-	TableScanDesc scan;
-	TupleTableSlot *slot;
-	AttrNumber	a_id,
-				a_arn,
-				a_role,
-				a_clone;
+	NewBinding	nb;
 
-	if (!extension_info(&nspid, NULL) ||
-		!OidIsValid(relid = get_relname_relid(SM_MANAGED_TABLE, nspid)))
-		return;
-
-	rel = table_open(relid, AccessShareLock);
-	a_id = column_number(rel, "secret_id");
-	a_arn = column_number(rel, "secret_arn");
-	a_role = column_number(rel, "role_name");
-	a_clone = column_number(rel, "clone_role");
-	snapshot = registry_snapshot();
-	scan = table_beginscan(rel, snapshot, 0, NULL);
-	slot = table_slot_create(rel, NULL);
-
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
-	{
-		char	   *id = slot_string(slot, a_id, TEXTOID);
-		char	   *other_arn = slot_string(slot, a_arn, TEXTOID);
-		char	   *roles[2];
-
-		if (strcmp(id, secret_id) == 0)
-			continue;			/* the row being updated */
-
-		if (arn && other_arn && strcmp(arn, other_arn) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DUPLICATE_OBJECT),
-					 errmsg("secret \"%s\" is already managed as \"%s\"", secret_id, id),
-					 errdetail("Both names resolve to the secret with ARN \"%s\".", arn),
-					 errhint("Call secretsmgr_unmanage('%s') first, or keep the existing binding.", id)));
-
-		roles[0] = slot_string(slot, a_role, NAMEOID);
-		roles[1] = slot_string(slot, a_clone, NAMEOID);
-		for (int i = 0; i < 2; i++)
-		{
-			if (roles[i] == NULL)
-				continue;
-			if (strcmp(roles[i], role_name) == 0 ||
-				(clone_role && strcmp(roles[i], clone_role) == 0))
-				ereport(ERROR,
-						(errcode(ERRCODE_DUPLICATE_OBJECT),
-						 errmsg("role \"%s\" is already bound to secret \"%s\"", roles[i], id),
-						 errdetail("A role can be rotated by one secret only."),
-						 errhint("Call secretsmgr_unmanage('%s') first.", id)));
-		}
-	}
-
-	ExecDropSingleTupleTableSlot(slot);
-	table_endscan(scan);
-	UnregisterSnapshot(snapshot);
-	table_close(rel, AccessShareLock);
+	nb.secret_id = secret_id;
+	nb.arn = arn;
+	nb.role_name = role_name;
+	nb.clone_role = clone_role;
+	(void) registry_scan(refuse_conflict, &nb);
 }
 
 /*
@@ -886,6 +935,23 @@ owner_write(void *arg)
 	SPI_finish();
 }
 
+/* Run sql (with its arguments) as the extension owner; the rows it wrote. */
+static uint64
+owner_exec(const char *sql, int nargs, Oid *argtypes, Datum *values,
+		   const char *nulls, int expect)
+{
+	OwnerWrite	call;
+
+	call.sql = sql;
+	call.nargs = nargs;
+	call.argtypes = argtypes;
+	call.values = values;
+	call.nulls = nulls;
+	call.expect = expect;
+	sm_runas_owner(owner_write, &call);
+	return call.processed;
+}
+
 /* Register (or update) the binding of secret_id to role_name. */
 void
 sm_registry_manage(const char *secret_id, const char *role_name,
@@ -898,7 +964,6 @@ sm_registry_manage(const char *secret_id, const char *role_name,
 	char	   *schema;
 	char	   *sql;
 	char	   *created_by;
-	OwnerWrite	call;
 	Oid			argtypes[7] = {TEXTOID, TEXTOID, NAMEOID, NAMEOID, TEXTOID, INTERVALOID, NAMEOID};
 	Datum		values[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
@@ -949,7 +1014,7 @@ sm_registry_manage(const char *secret_id, const char *role_name,
 		ensure_clone(role_name, clone_name);
 
 	created_by = GetUserNameFromId(GetUserId(), false);
-	schema = sm_registry_schema_quoted();
+	schema = sm_extension_schema_quoted();
 	sql = psprintf("INSERT INTO %s.secretsmgr_managed AS m"
 				   " (secret_id, secret_arn, role_name, clone_role, strategy,"
 				   "  rotation_interval, created_by)"
@@ -972,13 +1037,7 @@ sm_registry_manage(const char *secret_id, const char *role_name,
 	nulls[5] = interval_isnull ? 'n' : ' ';
 	values[6] = DirectFunctionCall1(namein, CStringGetDatum(created_by));
 
-	call.sql = sql;
-	call.nargs = 7;
-	call.argtypes = argtypes;
-	call.values = values;
-	call.nulls = nulls;
-	call.expect = SPI_OK_INSERT;
-	sm_runas_owner(owner_write, &call);
+	(void) owner_exec(sql, 7, argtypes, values, nulls, SPI_OK_INSERT);
 
 	CommandCounterIncrement();
 }
@@ -987,7 +1046,6 @@ sm_registry_manage(const char *secret_id, const char *role_name,
 bool
 sm_registry_unmanage(const char *secret_id)
 {
-	OwnerWrite	call;
 	char	   *sql;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
@@ -995,18 +1053,22 @@ sm_registry_unmanage(const char *secret_id)
 
 	sql = psprintf("DELETE FROM %s.secretsmgr_managed"
 				   " WHERE secret_id OPERATOR(pg_catalog.=) $1",
-				   sm_registry_schema_quoted());
+				   sm_extension_schema_quoted());
 	values[0] = CStringGetTextDatum(secret_id);
 
-	call.sql = sql;
-	call.nargs = 1;
-	call.argtypes = argtypes;
-	call.values = values;
-	call.nulls = NULL;
-	call.expect = SPI_OK_DELETE;
-	sm_runas_owner(owner_write, &call);
-	deleted = call.processed > 0;
+	deleted = owner_exec(sql, 1, argtypes, values, NULL, SPI_OK_DELETE) > 0;
 
 	CommandCounterIncrement();
 	return deleted;
+}
+
+/* The rotation lock of the secret whose ARN (or registered id) is key. */
+void
+sm_registry_lock_key(const char *key)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, InvalidOid, SM_LOCK_CLASS,
+						 hash_bytes((const unsigned char *) key, strlen(key)), 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }

@@ -7,6 +7,9 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+
 /* One row of secretsmgr_managed (strings palloc'd). */
 typedef struct SmBinding
 {
@@ -16,6 +19,8 @@ typedef struct SmBinding
 	char	   *clone_role;		/* NULL unless alternating */
 	char	   *strategy;		/* "single" or "alternating" */
 	bool		alternating;
+	bool		has_interval;	/* rotation_interval is not NULL */
+	Interval	rotation_interval;
 } SmBinding;
 
 /*
@@ -27,6 +32,28 @@ extern bool sm_registry_lookup(const char *secret_id_or_arn, SmBinding *out);
 
 /* The same for the binding whose role_name or clone_role is role_name. */
 extern bool sm_registry_lookup_role(const char *role_name, SmBinding *out);
+/* A binding with its schedule: what health and the scheduler look at. */
+typedef struct SmManaged
+{
+	char	   *secret_id;
+	char	   *secret_arn;		/* may be NULL */
+	char	   *role_name;
+	char	   *clone_role;		/* may be NULL */
+	char	   *strategy;
+	bool		has_interval;
+	Interval	rotation_interval;
+	bool		has_last;		/* a successful rotation is recorded */
+	TimestampTz last_rotated;
+} SmManaged;
+
+/* Every binding (SmBinding *), ordered by secret_id, read like sm_registry_lookup. */
+extern List *sm_registry_list(void);
+
+/*
+ * Every binding (SmManaged *), ordered by secret_id, with its last
+ * successful rotation from the history.
+ */
+extern List *sm_registry_managed(void);
 
 /*
  * OIDs of the roles (role and clone) bound to secret_id, at most max, and
@@ -61,8 +88,10 @@ extern bool sm_registry_unmanage(const char *secret_id);
  */
 extern void sm_registry_check_unprivileged(const char *role_name);
 
-/* The schema the extension lives in (quoted, for SPI text) and its owner. */
-extern char *sm_registry_schema_quoted(void);
-extern Oid	sm_registry_extension_owner(void);
+/*
+ * Serialise with every rotation of the secret whose ARN (or, without one,
+ * registered id) is key, until the end of the transaction.
+ */
+extern void sm_registry_lock_key(const char *key);
 
 #endif							/* SECRETSMGR_REGISTRY_H */

@@ -54,14 +54,12 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_authid.h"
-#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
-#include "storage/lock.h"
 #include "tcop/dest.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
@@ -77,11 +75,14 @@
 #include "events.h"
 #include "guard.h"
 #include "history.h"
+#include "privilege.h"
 #include "registry.h"
 #include "rotation.h"
 #include "scram.h"
-#include "secretsmgr.h"
+#include "secretbuf.h"
+#include "settings.h"
 #include "smclient.h"
+#include "stats.h"
 #include "stats_shmem.h"
 #include "undo.h"
 #include "verify.h"
@@ -89,9 +90,6 @@
 #define STAGE_CURRENT	"AWSCURRENT"
 #define STAGE_PENDING	"AWSPENDING"
 #define STAGE_PREVIOUS	"AWSPREVIOUS"
-
-/* Advisory lock namespace of secretsmgr rotations: "SMGR". */
-#define SM_LOCK_CLASS	0x534D4752
 
 /* One rotation, Lambda step or reconcile, as history and stats see it. */
 typedef struct SmOp
@@ -200,20 +198,6 @@ count_outcome(const char *opname, const char *status, TimestampTz start,
 		sm_cstats_rotation(secret_id, opname, strcmp(status, "succeeded") == 0);
 }
 
-/* Refuse to change anything on a standby or in a read-only transaction. */
-static void
-refuse_read_only(const SmOp *op)
-{
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot run %s() during recovery", op->fname),
-				 errdetail("A standby cannot change a role's password."),
-				 errhint("Run %s() on the primary server; secretsmgr_verify() works on a standby.",
-						 op->fname)));
-	PreventCommandIfReadOnly(psprintf("%s()", op->fname));
-}
-
 /* The binding of the secret, or an error saying how to create one. */
 static void
 require_binding(const char *secret_id, SmBinding *b)
@@ -233,18 +217,7 @@ require_binding(const char *secret_id, SmBinding *b)
 static void
 lock_secret(const SmBinding *b)
 {
-	sm_rotation_lock_key(b->secret_arn ? b->secret_arn : b->secret_id);
-}
-
-/* The rotation lock of the secret whose ARN (or registered id) is key. */
-void
-sm_rotation_lock_key(const char *key)
-{
-	LOCKTAG		tag;
-
-	SET_LOCKTAG_ADVISORY(tag, InvalidOid, SM_LOCK_CLASS,
-						 hash_bytes((const unsigned char *) key, strlen(key)), 2);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	sm_registry_lock_key(b->secret_arn ? b->secret_arn : b->secret_id);
 }
 
 /*
@@ -1316,7 +1289,7 @@ sm_rotation_rotate(const char *secret_id, const char *via)
 	MemoryContextSwitchTo(cxt);
 
 	op = op_begin("rotate", "secretsmgr_rotate", via, secret_id, "createSecret");
-	refuse_read_only(op);
+	sm_privilege_refuse_read_only(op->fname);
 	run_recorded(op, rotate_body);
 	/* counted as succeeded once its transaction has committed */
 
@@ -1434,7 +1407,7 @@ sm_rotation_set_secret(const char *secret_id, const char *token)
 	op = op_begin("set_secret", "secretsmgr_set_secret", "lambda", secret_id, "setSecret");
 	op->token = token;
 	op->new_version_id = pstrdup(token);
-	refuse_read_only(op);
+	sm_privilege_refuse_read_only(op->fname);
 	run_recorded(op, set_secret_body);
 	count_outcome(op->opname, op->status, op->started_at, op->binding.secret_id);
 }
@@ -1707,7 +1680,7 @@ sm_rotation_reconcile(const char *secret_id)
 	SmOp	   *op;
 
 	op = op_begin("reconcile", "secretsmgr_reconcile", "sql", secret_id, "reconcile");
-	refuse_read_only(op);
+	sm_privilege_refuse_read_only(op->fname);
 	run_recorded(op, reconcile_body);
 	count_outcome(op->opname, op->status, op->started_at, op->binding.secret_id);
 	return op->result_text;

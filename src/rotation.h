@@ -49,22 +49,6 @@ extern char *sm_rotation_reconcile(const char *secret_id);
  */
 extern char *sm_rotation_generate_password(int length, const char *exclude);
 
-/*
- * May the current user change role_name: bind it (fname secretsmgr_manage
- * or secretsmgr_unmanage) or change its password (any other fname)?  Raises
- * 42501 with what is missing.  In sqlapi_rotate.c.
- */
-extern void sm_sqlapi_check_can_alter_role(const char *role_name, const char *fname);
-
-/* May the current user change the password of every role bound to secret_id? */
-extern void sm_sqlapi_check_can_rotate(const char *secret_id, const char *fname);
-
-/*
- * Serialise with every rotation of the secret whose ARN (or, without one,
- * registered id) is key, until the end of the transaction.
- */
-extern void sm_rotation_lock_key(const char *key);
-
 /* A fresh random (version 4) UUID, as AWS uses for ClientRequestToken. */
 extern char *sm_rotation_new_token(void);
 

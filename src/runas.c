@@ -39,7 +39,7 @@
 #include "utils/guc.h"
 
 #include "compat.h"
-#include "registry.h"
+#include "extension.h"
 #include "runas.h"
 
 #define SM_SAFE_SEARCH_PATH		"pg_catalog, pg_temp"
@@ -48,7 +48,7 @@
 void
 sm_runas_owner(SmRunasFn fn, void *arg)
 {
-	Oid			owner = sm_registry_extension_owner();
+	Oid			owner = sm_extension_owner();
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;

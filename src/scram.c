@@ -36,7 +36,10 @@
 
 #include "compat.h"
 #include "scram.h"
-#include "secretsmgr.h"
+#include "backend.h"
+#include "secretbuf.h"
+#include "settings.h"
+#include "stats.h"
 
 /* HMAC-SHA-256(key, text) into out (SCRAM_SHA_256_KEY_LEN bytes). */
 static bool

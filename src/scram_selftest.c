@@ -35,7 +35,10 @@
 
 #include "compat.h"
 #include "scram.h"
-#include "secretsmgr.h"
+#include "backend.h"
+#include "secretbuf.h"
+#include "settings.h"
+#include "stats.h"
 
 /* declared here for the reason given in compat.h (libpq/scram.h's headers) */
 extern char *pg_be_scram_build_secret(const char *password);

@@ -39,16 +39,19 @@
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
+#include "backend.h"
 #include "compat.h"
 #include "credentials.h"
 #include "http.h"
 #include "parse.h"
-#include "secretsmgr.h"
+#include "secretbuf.h"
+#include "settings.h"
 #include "sigv4.h"
 #include "smclient.h"
+#include "stats.h"
+#include "stats_shmem.h"
 #include "sts.h"
 #include "tls.h"
-#include "stats_shmem.h"
 
 #define SM_SERVICE "secretsmanager"
 #define SM_MAX_BACKOFF_MS 20000
@@ -567,7 +570,7 @@ attempt_call(const char *operation, const char *body, size_t body_len, SmAwsErro
 	return read_response(st, &resp, err);
 }
 
-/* Call operation with retries; NULL with *err filled on failure. */
+/* Call operation with retries (request stolen); NULL with *err filled on failure. */
 json_t *
 sm_client_try_call(const char *operation, json_t *request, SmAwsError *err)
 {
@@ -580,11 +583,17 @@ sm_client_try_call(const char *operation, json_t *request, SmAwsError *err)
 	char		statname[128];
 
 	memset(err, 0, sizeof(*err));
+	/* the request is ours: once serialised, the body is all that is sent */
+	body = json_dumps(request, JSON_COMPACT);
+	json_decref(request);
 	/* an operation missing from the table would be missing from the policy */
 	if (find_operation(operation) == NULL)
+	{
+		if (body != NULL)
+			sm_json_free_string(body);
 		elog(ERROR, "secretsmgr: operation %s is not in the client's table of operations",
 			 operation);
-	body = json_dumps(request, JSON_COMPACT);
+	}
 	if (body == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -642,7 +651,7 @@ sm_client_try_call(const char *operation, json_t *request, SmAwsError *err)
 	return result;
 }
 
-/* Call operation, raising the mapped error on failure. */
+/* Call operation (request stolen), raising the mapped error on failure. */
 json_t *
 sm_client_call(const char *operation, json_t *request, const char *secret_id)
 {
@@ -799,22 +808,179 @@ sm_client_error_is_not_found(const SmAwsError *err)
 		strcmp(err->type, "ResourceNotFoundException") == 0;
 }
 
-/* One of the AWS errors that mean "these credentials were not accepted". */
-static bool
-is_auth_error(const char *type)
+/* What a message or hint of the error map takes as its arguments. */
+typedef enum SmErrorArgs
 {
-	static const char *const types[] = {
-		"UnrecognizedClientException", "InvalidClientTokenId",
-		"InvalidSignatureException", "SignatureDoesNotMatch",
-		"IncompleteSignature", "MissingAuthenticationToken",
-		"MissingAuthenticationTokenException", "ExpiredTokenException",
-		"ExpiredToken", "InvalidAccessKeyId"
-	};
+	SM_EARGS_NONE,
+	SM_EARGS_SECRET,			/* the secret id */
+	SM_EARGS_OP,				/* the operation */
+	SM_EARGS_OP_SECRET,			/* the operation, the secret id */
+	SM_EARGS_REGION,			/* secretsmgr.region, or where it comes from */
+	SM_EARGS_ENDPOINT,			/* the endpoint, its userinfo left out */
+	SM_EARGS_OP_LIMIT,			/* the operation, SM_MAX_RESPONSE_BYTES */
+	SM_EARGS_OP_STATUS			/* the operation, the HTTP status */
+} SmErrorArgs;
 
-	for (int i = 0; i < lengthof(types); i++)
-		if (strcmp(type, types[i]) == 0)
-			return true;
-	return false;
+/*
+ * One entry of the error map: the AWS error types it covers, the SQLSTATE
+ * raised, and the message and hint (formats marked for translation, whose
+ * arguments msg_args and hint_args say).
+ */
+typedef struct SmErrorMap
+{
+	const char *types[7];		/* NULL-terminated */
+	int			sqlstate;
+	SmErrorArgs msg_args;
+	const char *msg;
+	SmErrorArgs hint_args;
+	const char *hint;
+} SmErrorMap;
+
+/* AWS error type -> SQLSTATE, message, hint; the first entry naming it wins. */
+static const SmErrorMap error_map[] = {
+	{{"ResourceNotFoundException"},
+		ERRCODE_UNDEFINED_OBJECT,
+		SM_EARGS_SECRET, gettext_noop("secret \"%s\" or the requested version does not exist"),
+	SM_EARGS_REGION, gettext_noop("Check the secret name, the version stage or id, and \"secretsmgr.region\" (now \"%s\").")},
+	{{"AccessDeniedException", "AccessDenied"},
+		ERRCODE_INSUFFICIENT_PRIVILEGE,
+		SM_EARGS_OP_SECRET, gettext_noop("AWS denied %s on secret \"%s\""),
+	SM_EARGS_OP, gettext_noop("The IAM policy of the database's credentials must allow secretsmanager:%s on the secret's ARN, and the KMS key policy must allow kms:Decrypt through Secrets Manager.")},
+	{{"InvalidSignatureException", "SignatureDoesNotMatch"},
+		ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+		SM_EARGS_NONE, gettext_noop("AWS rejected the credentials of the request"),
+	SM_EARGS_NONE, gettext_noop("Check \"secretsmgr.secret_access_key\" (or the credentials source in use) and the server's clock: requests must be signed within 5 minutes of AWS's time.")},
+	{{"ExpiredTokenException", "ExpiredToken"},
+		ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+		SM_EARGS_NONE, gettext_noop("AWS rejected the credentials of the request"),
+	SM_EARGS_NONE, gettext_noop("The temporary credentials have expired; renew the session token, or use a source that refreshes them (container or instance role).")},
+	{{"UnrecognizedClientException", "InvalidClientTokenId", "IncompleteSignature",
+	"MissingAuthenticationToken", "MissingAuthenticationTokenException", "InvalidAccessKeyId"},
+		ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+		SM_EARGS_NONE, gettext_noop("AWS rejected the credentials of the request"),
+	SM_EARGS_NONE, gettext_noop("Check the access key id of the credentials source in use: the settings, the server's environment, the shared credentials file, or the container or instance role.")},
+	{{"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"},
+		ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+		SM_EARGS_OP, gettext_noop("Secrets Manager throttled %s"),
+	SM_EARGS_NONE, gettext_noop("Read through the cache (\"secretsmgr.cache_ttl\"), spread the calls out, or raise \"secretsmgr.max_attempts\".")},
+	{{"InvalidParameterException", "ValidationException", "InvalidNextTokenException"},
+		ERRCODE_INVALID_PARAMETER_VALUE,
+		SM_EARGS_OP_SECRET, gettext_noop("Secrets Manager rejected a parameter of %s for secret \"%s\""),
+	SM_EARGS_NONE, gettext_noop("Check the secret id, version id and staging label passed.")},
+	{{"InvalidRequestException", "PreconditionNotMetException"},
+		ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+		SM_EARGS_OP_SECRET, gettext_noop("secret \"%2$s\" is not in a state that allows %1$s"),
+	SM_EARGS_NONE, gettext_noop("The secret may be scheduled for deletion or have a rotation in progress; secretsmgr_describe_secret() shows its state.")},
+	{{"ResourceExistsException"},
+		ERRCODE_DUPLICATE_OBJECT,
+		SM_EARGS_SECRET, gettext_noop("a version of secret \"%s\" with this client request token already exists with another value"),
+	SM_EARGS_NONE, gettext_noop("Use a new client request token for a new value.")},
+	{{"DecryptionFailure"},
+		ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+		SM_EARGS_SECRET, gettext_noop("Secrets Manager could not decrypt secret \"%s\" with its KMS key"),
+	SM_EARGS_NONE, gettext_noop("The KMS key policy must allow kms:Decrypt and kms:GenerateDataKey to the database's IAM principal through secretsmanager.<region>.amazonaws.com.")},
+	{{"EncryptionFailure"},
+		ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+		SM_EARGS_SECRET, gettext_noop("Secrets Manager could not encrypt secret \"%s\" with its KMS key"),
+	SM_EARGS_NONE, gettext_noop("The KMS key policy must allow kms:Decrypt and kms:GenerateDataKey to the database's IAM principal through secretsmanager.<region>.amazonaws.com.")},
+	{{"LimitExceededException"},
+		ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+		SM_EARGS_OP_SECRET, gettext_noop("a Secrets Manager quota was exceeded by %s on secret \"%s\""),
+	SM_EARGS_NONE, gettext_noop("Too many versions or requests; see the Secrets Manager quotas of the account.")},
+	{{"TlsError"},
+		ERRCODE_CONNECTION_FAILURE,
+		SM_EARGS_ENDPOINT, gettext_noop("could not reach Secrets Manager at \"%s\""),
+	SM_EARGS_NONE, gettext_noop("The endpoint's TLS certificate did not verify; check \"secretsmgr.ca_file\" and the endpoint's host name.")},
+	{{"ConnectionError", "TransportError"},
+		ERRCODE_CONNECTION_FAILURE,
+		SM_EARGS_ENDPOINT, gettext_noop("could not reach Secrets Manager at \"%s\""),
+	SM_EARGS_NONE, gettext_noop("Check \"secretsmgr.endpoint\", the network path (VPC endpoint, proxy, security groups) and \"secretsmgr.connect_timeout\".")},
+	{{"Timeout"},
+		ERRCODE_CONNECTION_FAILURE,
+		SM_EARGS_OP, gettext_noop("request %s to Secrets Manager timed out"),
+	SM_EARGS_NONE, gettext_noop("Raise \"secretsmgr.request_timeout\" or check the network path to the endpoint.")},
+	{{"MalformedResponse"},
+		ERRCODE_PROTOCOL_VIOLATION,
+		SM_EARGS_OP, gettext_noop("malformed response from Secrets Manager to %s"),
+	SM_EARGS_NONE, gettext_noop("A proxy between the database and Secrets Manager may be rewriting responses; check \"secretsmgr.endpoint\".")},
+	{{"ResponseTooLarge"},
+		ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+		SM_EARGS_OP_LIMIT, gettext_noop("response from Secrets Manager to %s exceeds %d bytes"),
+	SM_EARGS_NONE, gettext_noop("A secret value is at most 65536 bytes; check \"secretsmgr.endpoint\".")},
+	{{"InternalServiceError", "InternalFailure", "ServiceUnavailable"},
+		ERRCODE_CONNECTION_FAILURE,
+		SM_EARGS_OP, gettext_noop("Secrets Manager failed %s"),
+	SM_EARGS_NONE, gettext_noop("The service had an internal error; try again later, or raise \"secretsmgr.max_attempts\".")},
+};
+
+/* For a type not in the map: by HTTP status, else "unexpected". */
+#define SM_ERROR_MAP_SERVER		(lengthof(error_map) - 1)
+
+static const SmErrorMap error_map_refused =
+{{NULL},
+	ERRCODE_INSUFFICIENT_PRIVILEGE,
+	SM_EARGS_OP_STATUS, gettext_noop("Secrets Manager endpoint refused %s with HTTP %ld"),
+SM_EARGS_NONE, gettext_noop("A proxy or a VPC endpoint policy may deny the request; check \"secretsmgr.endpoint\" and the endpoint policy.")};
+
+static const SmErrorMap error_map_unexpected =
+{{NULL},
+	ERRCODE_PROTOCOL_VIOLATION,
+	SM_EARGS_OP, gettext_noop("unexpected answer from Secrets Manager to %s"),
+SM_EARGS_NONE, gettext_noop("Check \"secretsmgr.endpoint\": it must be a Secrets Manager endpoint.")};
+
+/* The entry of the error map for err (whose type is type). */
+static const SmErrorMap *
+error_map_find(const SmAwsError *err, const char *type)
+{
+	for (int i = 0; i < lengthof(error_map); i++)
+		for (int j = 0; error_map[i].types[j] != NULL; j++)
+			if (strcmp(type, error_map[i].types[j]) == 0)
+				return &error_map[i];
+	if (err->http_status >= 500)
+		return &error_map[SM_ERROR_MAP_SERVER];
+	if (err->http_status == 401 || err->http_status == 403)
+		return &error_map_refused;
+	return &error_map_unexpected;
+}
+
+/* The arguments the formats of the error map may take. */
+typedef struct SmErrorArgValues
+{
+	const char *operation;
+	const char *secret_id;
+	const char *region;
+	const char *endpoint;
+	long		http_status;
+} SmErrorArgValues;
+
+/* errmsg or errhint, as error_map_emit calls them. */
+typedef int (*SmErrorEmitFn) (const char *fmt,...) pg_attribute_printf(1, 2);
+
+/* emit (errmsg or errhint) fmt with the arguments args says it takes. */
+static int
+error_map_emit(SmErrorEmitFn emit, const char *fmt,
+			   SmErrorArgs args, const SmErrorArgValues *v)
+{
+	switch (args)
+	{
+		case SM_EARGS_NONE:
+			break;
+		case SM_EARGS_SECRET:
+			return emit(fmt, v->secret_id);
+		case SM_EARGS_OP:
+			return emit(fmt, v->operation);
+		case SM_EARGS_OP_SECRET:
+			return emit(fmt, v->operation, v->secret_id);
+		case SM_EARGS_REGION:
+			return emit(fmt, v->region);
+		case SM_EARGS_ENDPOINT:
+			return emit(fmt, v->endpoint);
+		case SM_EARGS_OP_LIMIT:
+			return emit(fmt, v->operation, SM_MAX_RESPONSE_BYTES);
+		case SM_EARGS_OP_STATUS:
+			return emit(fmt, v->operation, v->http_status);
+	}
+	return emit("%s", _(fmt));
 }
 
 /* The error map: AWS error type / HTTP status -> SQLSTATE, message, hint. */
@@ -822,143 +988,52 @@ void
 sm_client_raise(const char *operation, const SmAwsError *err, const char *secret_id)
 {
 	const char *type = err->type ? err->type : "Unknown";
-	const char *sid = secret_id ? secret_id : "";
 	const char *rid = (err->request_id && err->request_id[0]) ? err->request_id : "none";
-	int			sqlstate;
-	char	   *msg;
-	const char *hint;
+	const SmErrorMap *e = error_map_find(err, type);
+	SmErrorArgValues v;
 	char	   *detail;
 
+	v.operation = operation;
+	v.secret_id = secret_id ? secret_id : "";
+	v.region = sm_guc_region && sm_guc_region[0] ? sm_guc_region : "from the environment";
+	v.endpoint = e->msg_args == SM_EARGS_ENDPOINT ? sm_http_url_redacted(endpoint_url) : NULL;
+	v.http_status = err->http_status;
+
 	if (err->transport != SM_HTTP_OK)
-		detail = psprintf("%s failed after %d attempt(s): %s.", operation,
+		detail = psprintf(_("%s failed after %d attempt(s): %s."), operation,
 						  err->attempts, type);
 	else if (strncmp(type, "HTTP", 4) == 0)
-		detail = psprintf("The endpoint answered %s with HTTP %ld and no AWS error body (request id %s) after %d attempt(s).",
+		detail = psprintf(_("The endpoint answered %s with HTTP %ld and no AWS error body (request id %s) after %d attempt(s)."),
 						  operation, err->http_status, rid, err->attempts);
 	else if (err->http_status != 200)
-		detail = psprintf("Secrets Manager returned %s (HTTP %ld, request id %s) to %s after %d attempt(s).",
+		detail = psprintf(_("Secrets Manager returned %s (HTTP %ld, request id %s) to %s after %d attempt(s)."),
 						  type, err->http_status, rid, operation, err->attempts);
 	else
-		detail = psprintf("Secrets Manager answered %s with %s (request id %s).",
+		detail = psprintf(_("Secrets Manager answered %s with %s (request id %s)."),
 						  operation, type, rid);
 
-	if (strcmp(type, "ResourceNotFoundException") == 0)
+	/* TLS refusals name the check that failed and say nothing was sent */
+	if (err->transport == SM_HTTP_TLS_ERROR)
 	{
-		sqlstate = ERRCODE_UNDEFINED_OBJECT;
-		msg = psprintf("secret \"%s\" or the requested version does not exist", sid);
-		hint = psprintf("Check the secret name, the version stage or id, and \"secretsmgr.region\" (now \"%s\").",
-						sm_guc_region && sm_guc_region[0] ? sm_guc_region : "from the environment");
-	}
-	else if (strcmp(type, "AccessDeniedException") == 0 || strcmp(type, "AccessDenied") == 0)
-	{
-		sqlstate = ERRCODE_INSUFFICIENT_PRIVILEGE;
-		msg = psprintf("AWS denied %s on secret \"%s\"", operation, sid);
-		hint = psprintf("The IAM policy of the database's credentials must allow secretsmanager:%s on the secret's ARN, and the KMS key policy must allow kms:Decrypt through Secrets Manager.",
-						operation);
-	}
-	else if (is_auth_error(type))
-	{
-		sqlstate = ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
-		msg = pstrdup("AWS rejected the credentials of the request");
-		if (strcmp(type, "InvalidSignatureException") == 0 || strcmp(type, "SignatureDoesNotMatch") == 0)
-			hint = "Check \"secretsmgr.secret_access_key\" (or the credentials source in use) and the server's clock: requests must be signed within 5 minutes of AWS's time.";
-		else if (strncmp(type, "Expired", 7) == 0)
-			hint = "The temporary credentials have expired; renew the session token, or use a source that refreshes them (container or instance role).";
-		else
-			hint = "Check the access key id of the credentials source in use: the settings, the server's environment, the shared credentials file, or the container or instance role.";
-	}
-	else if (strcmp(type, "ThrottlingException") == 0 || strcmp(type, "Throttling") == 0 ||
-			 strcmp(type, "TooManyRequestsException") == 0 || strcmp(type, "RequestLimitExceeded") == 0)
-	{
-		sqlstate = ERRCODE_CONFIGURATION_LIMIT_EXCEEDED;
-		msg = psprintf("Secrets Manager throttled %s", operation);
-		hint = "Read through the cache (\"secretsmgr.cache_ttl\"), spread the calls out, or raise \"secretsmgr.max_attempts\".";
-	}
-	else if (strcmp(type, "InvalidParameterException") == 0 || strcmp(type, "ValidationException") == 0 ||
-			 strcmp(type, "InvalidNextTokenException") == 0)
-	{
-		sqlstate = ERRCODE_INVALID_PARAMETER_VALUE;
-		msg = psprintf("Secrets Manager rejected a parameter of %s for secret \"%s\"", operation, sid);
-		hint = "Check the secret id, version id and staging label passed.";
-	}
-	else if (strcmp(type, "InvalidRequestException") == 0 || strcmp(type, "PreconditionNotMetException") == 0)
-	{
-		sqlstate = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
-		msg = psprintf("secret \"%s\" is not in a state that allows %s", sid, operation);
-		hint = "The secret may be scheduled for deletion or have a rotation in progress; secretsmgr_describe_secret() shows its state.";
-	}
-	else if (strcmp(type, "ResourceExistsException") == 0)
-	{
-		sqlstate = ERRCODE_DUPLICATE_OBJECT;
-		msg = psprintf("a version of secret \"%s\" with this client request token already exists with another value", sid);
-		hint = "Use a new client request token for a new value.";
-	}
-	else if (strcmp(type, "DecryptionFailure") == 0 || strcmp(type, "EncryptionFailure") == 0)
-	{
-		sqlstate = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
-		msg = psprintf("Secrets Manager could not %s secret \"%s\" with its KMS key",
-					   type[0] == 'D' ? "decrypt" : "encrypt", sid);
-		hint = "The KMS key policy must allow kms:Decrypt and kms:GenerateDataKey to the database's IAM principal through secretsmanager.<region>.amazonaws.com.";
-	}
-	else if (strcmp(type, "LimitExceededException") == 0)
-	{
-		sqlstate = ERRCODE_CONFIGURATION_LIMIT_EXCEEDED;
-		msg = psprintf("a Secrets Manager quota was exceeded by %s on secret \"%s\"", operation, sid);
-		hint = "Too many versions or requests; see the Secrets Manager quotas of the account.";
-	}
-	else if (err->transport == SM_HTTP_TLS_ERROR)
-		sm_tls_explain("Secrets Manager", operation, type, endpoint_url,
-					   &sqlstate, &msg, &detail, &hint);
-	else if (strcmp(type, "ConnectionError") == 0 || strcmp(type, "TransportError") == 0)
-	{
-		sqlstate = ERRCODE_CONNECTION_FAILURE;
-		msg = psprintf("could not reach Secrets Manager at \"%s\"", sm_http_url_redacted(endpoint_url));
-		hint = "Check \"secretsmgr.endpoint\", the network path (VPC endpoint, proxy, security groups) and \"secretsmgr.connect_timeout\".";
-	}
-	else if (strcmp(type, "Timeout") == 0)
-	{
-		sqlstate = ERRCODE_CONNECTION_FAILURE;
-		msg = psprintf("request %s to Secrets Manager timed out", operation);
-		hint = "Raise \"secretsmgr.request_timeout\" or check the network path to the endpoint.";
-	}
-	else if (strcmp(type, "MalformedResponse") == 0)
-	{
-		sqlstate = ERRCODE_PROTOCOL_VIOLATION;
-		msg = psprintf("malformed response from Secrets Manager to %s", operation);
-		hint = "A proxy between the database and Secrets Manager may be rewriting responses; check \"secretsmgr.endpoint\".";
-	}
-	else if (strcmp(type, "ResponseTooLarge") == 0)
-	{
-		sqlstate = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
-		msg = psprintf("response from Secrets Manager to %s exceeds %d bytes", operation, SM_MAX_RESPONSE_BYTES);
-		hint = "A secret value is at most 65536 bytes; check \"secretsmgr.endpoint\".";
-	}
-	else if (err->http_status >= 500 || strcmp(type, "InternalServiceError") == 0 ||
-			 strcmp(type, "InternalFailure") == 0 || strcmp(type, "ServiceUnavailable") == 0)
-	{
-		sqlstate = ERRCODE_CONNECTION_FAILURE;
-		msg = psprintf("Secrets Manager failed %s", operation);
-		hint = "The service had an internal error; try again later, or raise \"secretsmgr.max_attempts\".";
-	}
-	else if (err->http_status == 401 || err->http_status == 403)
-	{
-		sqlstate = ERRCODE_INSUFFICIENT_PRIVILEGE;
-		msg = psprintf("Secrets Manager endpoint refused %s with HTTP %ld", operation, err->http_status);
-		hint = "A proxy or a VPC endpoint policy may deny the request; check \"secretsmgr.endpoint\" and the endpoint policy.";
-	}
-	else
-	{
-		sqlstate = ERRCODE_PROTOCOL_VIOLATION;
-		msg = psprintf("unexpected answer from Secrets Manager to %s", operation);
-		hint = "Check \"secretsmgr.endpoint\": it must be a Secrets Manager endpoint.";
-	}
+		int			tls_sqlstate;
+		char	   *tls_msg;
+		const char *tls_hint;
 
+		sm_tls_explain("Secrets Manager", operation, type, endpoint_url,
+					   &tls_sqlstate, &tls_msg, &detail, &tls_hint);
+		ereport(ERROR,
+				(errcode(tls_sqlstate),
+				 errmsg_internal("%s", tls_msg),
+				 errdetail_internal("%s", detail),
+				 err->message ? errdetail_log("%s AWS message: %s", detail, err->message) : 0,
+				 errhint("%s", tls_hint)));
+	}
 	ereport(ERROR,
-			(errcode(sqlstate),
-			 errmsg_internal("%s", msg),
+			(errcode(e->sqlstate),
+			 error_map_emit(errmsg, e->msg, e->msg_args, &v),
 			 errdetail_internal("%s", detail),
 			 err->message ? errdetail_log("%s AWS message: %s", detail, err->message) : 0,
-			 errhint("%s", hint)));
+			 error_map_emit(errhint, e->hint, e->hint_args, &v)));
 	pg_unreachable();
 }
 
@@ -1079,7 +1154,6 @@ sm_client_try_get_secret_value(const char *secret_id, const char *version_stage,
 	json_t	   *root;
 
 	root = sm_client_try_call("GetSecretValue", req, err);
-	json_decref(req);
 	if (root == NULL)
 		return false;
 	secret_value_from_response(root, out);
@@ -1201,7 +1275,6 @@ sm_client_batch_get_secret_value(SmBatchItem *items, int n, SmAwsError *err)
 	}
 	json_object_set_new(req, "SecretIdList", ids);
 	root = sm_client_try_call("BatchGetSecretValue", req, err);
-	json_decref(req);
 	if (root == NULL)
 		return false;
 
@@ -1340,15 +1413,7 @@ sm_client_describe_secret(const char *secret_id)
 	json_t	   *root;
 
 	json_object_set_new(req, "SecretId", json_string(secret_id));
-	PG_TRY();
-	{
-		root = sm_client_call("DescribeSecret", req, secret_id);
-	}
-	PG_FINALLY();
-	{
-		json_decref(req);
-	}
-	PG_END_TRY();
+	root = sm_client_call("DescribeSecret", req, secret_id);
 	return root;
 }
 
@@ -1428,15 +1493,7 @@ sm_client_put_secret_value(const char *secret_id, const char *client_request_tok
 			json_array_append_new(arr, json_string(stages[i]));
 		json_object_set_new(req, "VersionStages", arr);
 	}
-	PG_TRY();
-	{
-		root = sm_client_call("PutSecretValue", req, secret_id);
-	}
-	PG_FINALLY();
-	{
-		json_decref(req);
-	}
-	PG_END_TRY();
+	root = sm_client_call("PutSecretValue", req, secret_id);
 	version_id = dup_field(root, "VersionId");
 	json_decref(root);
 	if (version_id == NULL)
@@ -1492,15 +1549,7 @@ sm_client_update_secret_version_stage(const char *secret_id, const char *stage,
 		json_object_set_new(req, "MoveToVersionId", json_string(move_to));
 	if (remove_from)
 		json_object_set_new(req, "RemoveFromVersionId", json_string(remove_from));
-	PG_TRY();
-	{
-		root = sm_client_call("UpdateSecretVersionStage", req, secret_id);
-	}
-	PG_FINALLY();
-	{
-		json_decref(req);
-	}
-	PG_END_TRY();
+	root = sm_client_call("UpdateSecretVersionStage", req, secret_id);
 	json_decref(root);
 }
 
@@ -1514,15 +1563,7 @@ list_versions_page(const char *secret_id, const char *next_token)
 
 	if (next_token)
 		json_object_set_new(req, "NextToken", json_string(next_token));
-	PG_TRY();
-	{
-		root = sm_client_call("ListSecretVersionIds", req, secret_id);
-	}
-	PG_FINALLY();
-	{
-		json_decref(req);
-	}
-	PG_END_TRY();
+	root = sm_client_call("ListSecretVersionIds", req, secret_id);
 	return root;
 }
 
@@ -1650,36 +1691,3 @@ sm_client_count_versions(const char *secret_id, double since, int *total, int *r
 	PG_END_TRY();
 }
 
-/* GetRandomPassword -> a secret buffer. */
-char *
-sm_client_get_random_password(int length, const char *exclude_characters)
-{
-	json_t	   *req = json_object();
-	json_t	   *root = NULL;
-	json_t	   *pw;
-	char	   *result;
-
-	json_object_set_new(req, "PasswordLength", json_integer(length));
-	if (exclude_characters && exclude_characters[0])
-		json_object_set_new(req, "ExcludeCharacters", json_string(exclude_characters));
-	PG_TRY();
-	{
-		root = sm_client_call("GetRandomPassword", req, NULL);
-	}
-	PG_FINALLY();
-	{
-		json_decref(req);
-	}
-	PG_END_TRY();
-	pw = json_object_get(root, "RandomPassword");
-	if (!json_is_string(pw))
-	{
-		json_decref(root);
-		ereport(ERROR,
-				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("malformed response from Secrets Manager to GetRandomPassword")));
-	}
-	result = sm_secret_strndup(json_string_value(pw), json_string_length(pw));
-	json_decref(root);
-	return result;
-}

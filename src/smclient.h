@@ -74,14 +74,15 @@ extern const SmOperation sm_operations[];
 extern const int sm_noperations;
 
 /*
- * Call operation with request (not stolen), retrying throttling, 5xx and
+ * Call operation with request (stolen: freed here, whatever happens, so the
+ * caller needs no PG_TRY around the call), retrying throttling, 5xx and
  * transport errors up to secretsmgr.max_attempts with full-jitter backoff
  * that sleeps on the latch.  Returns the parsed response (caller json_decref)
  * or NULL with *err filled.  Interrupts are raised, never returned.
  */
 extern json_t *sm_client_try_call(const char *operation, json_t *request, SmAwsError *err);
 
-/* As sm_client_try_call, but raises the mapped error on failure. */
+/* As sm_client_try_call (request stolen), but raises the mapped error on failure. */
 extern json_t *sm_client_call(const char *operation, json_t *request, const char *secret_id);
 
 /*
@@ -243,9 +244,6 @@ extern void sm_client_update_secret_version_stage(const char *secret_id, const c
  */
 extern void sm_client_count_versions(const char *secret_id, double since,
 									 int *total, int *recent);
-
-/* GetRandomPassword(length, exclude) -> secret buffer. */
-extern char *sm_client_get_random_password(int length, const char *exclude_characters);
 
 /* The endpoint URL in use (secretsmgr.endpoint, env overrides, or AWS's), without its userinfo. */
 extern const char *sm_client_endpoint(void);

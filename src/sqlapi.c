@@ -29,10 +29,12 @@
 #include "utils/tuplestore.h"
 #include "utils/varlena.h"
 
+#include "backend.h"
 #include "cache.h"
 #include "compat.h"
 #include "registry.h"
-#include "secretsmgr.h"
+#include "secretbuf.h"
+#include "settings.h"
 #include "smclient.h"
 #include "stats_shmem.h"
 

@@ -1,9 +1,10 @@
 /*
  * sqlapi_rotate.c
- *		SQL entry points of the registry and the rotation engine.
+ *		SQL entry points of the registry and the rotation engine, and the
+ *		scheduler (secretsmgr_rotate_due).
  *
  * Arguments are checked here before anything goes on the wire, and the
- * privilege checks for SQL callers of these functions sit here too:
+ * privilege checks (privilege.c) are made before anything is changed:
  *
  * - EXECUTE on every function is revoked from PUBLIC; a DBA grants it.
  * - secretsmgr_manage / secretsmgr_unmanage also require the right to alter
@@ -22,16 +23,21 @@
 
 #include "smjson.h"
 
-#include "access/xlog.h"
+#include "access/xact.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
-#include "compat.h"
+#include "backend.h"
+#include "privilege.h"
 #include "registry.h"
 #include "rotation.h"
-#include "secretsmgr.h"
+#include "settings.h"
 #include "smclient.h"
 
 PG_FUNCTION_INFO_V1(secretsmgr_manage);
@@ -64,104 +70,6 @@ secret_id_arg(FunctionCallInfo fcinfo)
 }
 
 /*
- * May the current user change role_name (bind it to a secret, or change its
- * password)?  The one place of the rule of ALTER ROLE ... PASSWORD on
- * another role, on each major: superuser, or CREATEROLE on a non-superuser
- * role, and from PostgreSQL 16 also ADMIN OPTION on it (compat.h).  fname
- * is the SQL function asking: secretsmgr_manage / secretsmgr_unmanage bind,
- * the others rotate.  A role may change its own password, but not bind
- * itself to a secret.
- */
-void
-sm_sqlapi_check_can_alter_role(const char *role_name, const char *fname)
-{
-	Oid			roleid = get_role_oid(role_name, false);
-	bool		binding = strcmp(fname, "secretsmgr_manage") == 0 ||
-		strcmp(fname, "secretsmgr_unmanage") == 0;
-
-	if (superuser())
-		return;
-	if (!binding && roleid == GetUserId())
-		return;
-
-	if (superuser_arg(roleid))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 binding ?
-				 errmsg("permission denied to manage role \"%s\"", role_name) :
-				 errmsg("permission denied to change the password of role \"%s\"", role_name),
-				 errdetail("Only superusers can alter superuser roles."),
-				 binding ? 0 : errhint("Ask a superuser to call %s().", fname)));
-
-	if (!has_createrole_privilege(GetUserId()))
-	{
-		if (binding)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied to manage role \"%s\"", role_name),
-					 SM_CREATEROLE_NEEDS_ADMIN ?
-					 errdetail("Only roles with the CREATEROLE attribute and the ADMIN option on role \"%s\" may bind it to a secret.",
-							   role_name) :
-					 errdetail("Only roles with the CREATEROLE attribute may bind a role to a secret."),
-					 SM_CREATEROLE_NEEDS_ADMIN ?
-					 errhint("Ask a superuser, or a role with CREATEROLE and the ADMIN option on role \"%s\", to call it.",
-							 role_name) :
-					 errhint("Ask a superuser, or a role with CREATEROLE, to call it.")));
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to change the password of role \"%s\"", role_name),
-				 errdetail("%s() runs ALTER ROLE as the calling role \"%s\", which lacks the CREATEROLE attribute.",
-						   fname, GetUserNameFromId(GetUserId(), false)),
-				 errhint("Call %s() as a superuser or as a role with CREATEROLE, or grant CREATEROLE to role \"%s\".",
-						 fname, GetUserNameFromId(GetUserId(), false))));
-	}
-
-	/* Since PostgreSQL 16, CREATEROLE alters only roles it administers. */
-	if (SM_CREATEROLE_NEEDS_ADMIN && !is_admin_of_role(GetUserId(), roleid))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 binding ?
-				 errmsg("permission denied to manage role \"%s\"", role_name) :
-				 errmsg("permission denied to change the password of role \"%s\"", role_name),
-				 errdetail("Only roles with the CREATEROLE attribute and the ADMIN option on role \"%s\" may %s.",
-						   role_name, binding ? "bind it to a secret" : "change its password"),
-				 errhint("A superuser can grant the ADMIN option alone: GRANT %s TO %s WITH ADMIN OPTION, INHERIT FALSE, SET FALSE.",
-						 quote_identifier(role_name),
-						 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
-}
-
-/*
- * May the current user rotate secret_id, that is change the password of
- * every role bound to it?  Checked by the rotating entry points before the
- * rotation reads or writes anything.  An unbound secret, or a bound role
- * that is gone, is left to the rotation's own errors.
- */
-void
-sm_sqlapi_check_can_rotate(const char *secret_id, const char *fname)
-{
-	SmBinding	b;
-
-	if (!sm_registry_lookup(secret_id, &b))
-		return;
-	if (OidIsValid(get_role_oid(b.role_name, true)))
-		sm_sqlapi_check_can_alter_role(b.role_name, fname);
-	if (b.alternating && b.clone_role && OidIsValid(get_role_oid(b.clone_role, true)))
-		sm_sqlapi_check_can_alter_role(b.clone_role, fname);
-}
-
-/* Writes to the registry are refused on a standby and when read-only. */
-static void
-refuse_read_only(const char *fname)
-{
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot run %s() during recovery", fname),
-				 errhint("Run %s() on the primary server.", fname)));
-	PreventCommandIfReadOnly(psprintf("%s()", fname));
-}
-
-/*
  * secretsmgr_manage(secret_id text, role_name name, strategy text DEFAULT
  * 'single', rotation_interval interval DEFAULT NULL) RETURNS void
  */
@@ -179,8 +87,8 @@ secretsmgr_manage(PG_FUNCTION_ARGS)
 	role_name = pstrdup(NameStr(*PG_GETARG_NAME(1)));
 	strategy = required_text(fcinfo, 2, "strategy");
 
-	refuse_read_only("secretsmgr_manage");
-	sm_sqlapi_check_can_alter_role(role_name, "secretsmgr_manage");
+	sm_privilege_refuse_read_only("secretsmgr_manage");
+	sm_privilege_check_alter_role(role_name, "secretsmgr_manage");
 
 	sm_registry_manage(secret_id, role_name, strategy,
 					   PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3),
@@ -199,9 +107,9 @@ static void
 check_can_unbind(const SmBinding *b)
 {
 	if (OidIsValid(get_role_oid(b->role_name, true)))
-		sm_sqlapi_check_can_alter_role(b->role_name, "secretsmgr_unmanage");
+		sm_privilege_check_alter_role(b->role_name, "secretsmgr_unmanage");
 	else if (b->clone_role && OidIsValid(get_role_oid(b->clone_role, true)))
-		sm_sqlapi_check_can_alter_role(b->clone_role, "secretsmgr_unmanage");
+		sm_privilege_check_alter_role(b->clone_role, "secretsmgr_unmanage");
 	else if (!superuser() && !has_createrole_privilege(GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -221,7 +129,7 @@ secretsmgr_unmanage(PG_FUNCTION_ARGS)
 	char	   *secret_id = secret_id_arg(fcinfo);
 	SmBinding	b;
 
-	refuse_read_only("secretsmgr_unmanage");
+	sm_privilege_refuse_read_only("secretsmgr_unmanage");
 
 	if (!sm_registry_lookup(secret_id, &b))
 		PG_RETURN_BOOL(false);
@@ -249,7 +157,7 @@ secretsmgr_rotate(PG_FUNCTION_ARGS)
 {
 	char	   *secret_id = secret_id_arg(fcinfo);
 
-	sm_sqlapi_check_can_rotate(secret_id, "secretsmgr_rotate");
+	sm_privilege_check_rotate(secret_id, "secretsmgr_rotate");
 	PG_RETURN_TEXT_P(cstring_to_text(sm_rotation_rotate(secret_id, "sql")));
 }
 
@@ -264,7 +172,7 @@ secretsmgr_set_secret(PG_FUNCTION_ARGS)
 	char	   *token = required_text(fcinfo, 1, "client_request_token");
 
 	sm_client_check_version_id(token);
-	sm_sqlapi_check_can_rotate(secret_id, "secretsmgr_set_secret");
+	sm_privilege_check_rotate(secret_id, "secretsmgr_set_secret");
 	sm_rotation_set_secret(secret_id, token);
 	PG_RETURN_VOID();
 }
@@ -289,6 +197,166 @@ secretsmgr_reconcile(PG_FUNCTION_ARGS)
 {
 	char	   *secret_id = secret_id_arg(fcinfo);
 
-	sm_sqlapi_check_can_rotate(secret_id, "secretsmgr_reconcile");
+	sm_privilege_check_rotate(secret_id, "secretsmgr_reconcile");
 	PG_RETURN_TEXT_P(cstring_to_text(sm_rotation_reconcile(secret_id)));
+}
+
+/* list_sort order: never rotated first, then the longest since rotated. */
+static int
+most_overdue_first(const ListCell *a, const ListCell *b)
+{
+	const SmManaged *ra = lfirst(a);
+	const SmManaged *rb = lfirst(b);
+
+	if (ra->has_last != rb->has_last)
+		return ra->has_last ? 1 : -1;
+	if (!ra->has_last || ra->last_rotated == rb->last_rotated)
+		return strcmp(ra->secret_id, rb->secret_id);
+	return ra->last_rotated < rb->last_rotated ? -1 : 1;
+}
+
+typedef struct DueCall
+{
+	const char *secret_id;
+	char	   *version_id;
+	const SmBatchItem *current;	/* AWSCURRENT read by the batch */
+	const SmAwsError *error;	/* how its batch call failed */
+} DueCall;
+
+/* Inside the subtransaction: one scheduled rotation. */
+static void
+due_call(void *arg)
+{
+	DueCall    *c = arg;
+
+	sm_privilege_check_rotate(c->secret_id, "secretsmgr_rotate_due");
+	c->version_id = sm_rotation_rotate_prefetched(c->secret_id, "scheduler",
+												  c->current, c->error);
+}
+
+/* Rotate one due secret in a subtransaction; add its row. */
+static void
+rotate_one(ReturnSetInfo *rsinfo, SmManaged *r, const SmBatchItem *current,
+		   const SmAwsError *error)
+{
+	DueCall		call = {r->secret_id, NULL, current, error};
+	ErrorData  *ed = sm_subxact_run(due_call, &call);
+	Datum		values[3];
+	bool		nulls[3] = {false, false, true};
+
+	values[0] = CStringGetTextDatum(r->secret_id);
+	if (ed == NULL)
+	{
+		values[1] = CStringGetTextDatum("rotated");
+		values[2] = CStringGetTextDatum(call.version_id);
+		nulls[2] = false;
+	}
+	else
+	{
+		ereport(WARNING,
+				(errcode(ed->sqlerrcode),
+				 errmsg("scheduled rotation of secret \"%s\" failed: %s",
+						r->secret_id, ed->message),
+				 ed->hint ? errhint("%s", ed->hint) : 0));
+		values[1] = CStringGetTextDatum("failed");
+		FreeErrorData(ed);
+	}
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * Rotate the due secrets window by window.  A window is as many secrets as
+ * secretsmgr.max_concurrent_requests BatchGetSecretValue calls of 20 carry:
+ * their rotation locks are taken first (in this transaction, as each
+ * rotation would take its own), so the AWSCURRENT values read next are the
+ * ones each rotation would read itself; the reads go out concurrently, then
+ * each secret rotates in its subtransaction with its value, which is zeroed
+ * when the window is done.  Bounded windows bound the memory holding values.
+ */
+static void
+rotate_due_windows(ReturnSetInfo *rsinfo, List *due)
+{
+	int			ndue = list_length(due);
+	int			window = SM_BATCH_MAX * Max(1, sm_guc_max_concurrent_requests);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "secretsmgr rotate_due window",
+											  ALLOCSET_DEFAULT_SIZES);
+
+	for (int start = 0; start < ndue; start += window)
+	{
+		int			n = Min(window, ndue - start);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		SmBatchItem *items = palloc0(sizeof(SmBatchItem) * n);
+		SmAwsError *errs = palloc0(sizeof(SmAwsError) * n);
+
+		for (int k = 0; k < n; k++)
+		{
+			SmManaged  *r = list_nth(due, start + k);
+
+			items[k].secret_id = r->secret_arn ? r->secret_arn : r->secret_id;
+			sm_registry_lock_key(items[k].secret_id);
+		}
+		sm_client_batch_get_secret_value_many(items, n, errs);
+		MemoryContextSwitchTo(old);
+
+		for (int k = 0; k < n; k++)
+		{
+			rotate_one(rsinfo, list_nth(due, start + k), &items[k], &errs[k]);
+			if (items[k].found)
+				sm_secret_value_scrub(&items[k].value);
+		}
+		/* the values are secret buffers: zeroed again as the context goes */
+		MemoryContextReset(cxt);
+	}
+	MemoryContextDelete(cxt);
+}
+
+PG_FUNCTION_INFO_V1(secretsmgr_rotate_due);
+
+/*
+ * secretsmgr_rotate_due() -> TABLE(secret_id, status, version_id): rotate
+ * every managed secret whose rotation_interval has elapsed since its last
+ * successful rotation (or that was never rotated), most overdue first, each
+ * in a subtransaction of its own so that one failure does not stop the
+ * others.  Their AWSCURRENT values are read first, 20 a BatchGetSecretValue
+ * call, several calls in flight (rotate_due_windows).  A failure is a
+ * WARNING and a "failed" row here, and a history
+ * row (via "scheduler") written by the rotation engine.  The stage moves of
+ * the rotations that succeeded happen when the calling transaction commits.
+ */
+Datum
+secretsmgr_rotate_due(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	List	   *rows;
+	List	   *due = NIL;
+	ListCell   *lc;
+
+	sm_privilege_refuse_read_only("secretsmgr_rotate_due");
+
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	rows = sm_registry_managed();
+	foreach(lc, rows)
+	{
+		SmManaged *r = lfirst(lc);
+		TimestampTz next;
+
+		if (!r->has_interval)
+			continue;
+		if (r->has_last)
+		{
+			next = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+														   TimestampTzGetDatum(r->last_rotated),
+														   IntervalPGetDatum(&r->rotation_interval)));
+			if (next > now)
+				continue;
+		}
+		due = lappend(due, r);
+	}
+	list_sort(due, most_overdue_first);
+	rotate_due_windows(rsinfo, due);
+	return (Datum) 0;
 }

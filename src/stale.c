@@ -62,10 +62,13 @@
 #include "utils/tuplestore.h"
 
 #include "compat.h"
-#include "guard.h"
+#include "extension.h"
 #include "registry.h"
 #include "runas.h"
-#include "secretsmgr.h"
+#include "backend.h"
+#include "secretbuf.h"
+#include "settings.h"
+#include "stats.h"
 #include "stale.h"
 
 #define SM_STALE_MAX_ROLES		256
@@ -401,7 +404,7 @@ stale_roles_owner(void *arg)
 static List *
 stale_roles(void)
 {
-	char	   *schema = sm_registry_schema_quoted();
+	char	   *schema = sm_extension_schema_quoted();
 	StaleRolesCall call;
 
 	call.sql = psprintf("SELECT m.secret_id, r.role::pg_catalog.text,"
@@ -650,8 +653,8 @@ secret_row(ReturnSetInfo *rsinfo, const char *secret, StringInfo findings)
 }
 
 /*
- * Health: the drift guard's state, and per managed secret a row that warns
- * about sessions older than its last rotation and failed logins since it.
+ * Health: per managed secret a row that warns about sessions older than
+ * its last rotation and failed logins since it.
  */
 void
 sm_stale_health(ReturnSetInfo *rsinfo)
@@ -661,16 +664,6 @@ sm_stale_health(ReturnSetInfo *rsinfo)
 	const char *secret = NULL;
 	StringInfoData buf;
 	ListCell   *lc;
-
-	if (!sm_guard_active())
-		health_row(rsinfo, "drift guard", "OK",
-				   "not active: secretsmgr is not in shared_preload_libraries, so changes of managed roles are not watched and failed logins are not counted. Hint: add it and restart the server.");
-	else if (sm_guc_guard == SM_GUARD_OFF)
-		health_row(rsinfo, "drift guard", "WARN",
-				   "secretsmgr.guard is off: ALTER ROLE and DROP ROLE on managed roles are neither refused nor recorded. Hint: SET secretsmgr.guard = warn or error in postgresql.conf.");
-	else
-		health_row(rsinfo, "drift guard", "OK",
-				   psprintf("secretsmgr.guard = %s", GetConfigOption("secretsmgr.guard", false, false)));
 
 	initStringInfo(&buf);
 	foreach(lc, roles)

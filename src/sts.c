@@ -57,12 +57,16 @@
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
-#include "credentials.h"
+#include "backend.h"
+#include "credtypes.h"
 #include "http.h"
 #include "parse.h"
 #include "parse_sts.h"
-#include "secretsmgr.h"
+#include "region.h"
+#include "secretbuf.h"
+#include "settings.h"
 #include "sigv4.h"
+#include "stats.h"
 #include "sts.h"
 
 #define SM_STS_SERVICE			"sts"

@@ -8,7 +8,8 @@
 
 #include "postgres.h"
 
-#include "credentials.h"
+#include "credtypes.h"
+#include "region.h"
 
 /* Settings (secretsmgr.*), defined by sm_sts_define_settings */
 extern char *sm_guc_role_arn;

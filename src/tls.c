@@ -18,7 +18,10 @@
 
 #include <curl/curl.h>
 
-#include "secretsmgr.h"
+#include "backend.h"
+#include "secretbuf.h"
+#include "settings.h"
+#include "stats.h"
 #include "tls.h"
 
 /* The error type name of a TLS failure, as SmAwsError.type carries it. */

@@ -51,11 +51,12 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "backend.h"
+#include "extension.h"
 #include "history.h"
 #include "registry.h"
 #include "runas.h"
-#include "rotation.h"
-#include "secretsmgr.h"
+#include "secretbuf.h"
 #include "smclient.h"
 #include "undo.h"
 
@@ -150,7 +151,7 @@ sm_undo_prepare(const SmUndoMove *moves, int nmoves)
 	StringInfoData buf;
 	Size		size;
 	dsm_segment *seg;
-	Oid			owner = sm_registry_extension_owner();
+	Oid			owner = sm_extension_owner();
 
 	release_segment(true);
 
@@ -299,7 +300,7 @@ undo_call(void *arg)
 	bool		still_there;
 	bool		never_moved;
 
-	sm_rotation_lock_key(w->f[2]);
+	sm_registry_lock_key(w->f[2]);
 	sm_client_get_secret_value(api_id, "AWSCURRENT", NULL, false, &cur);
 	still_there = cur.version_id && strcmp(cur.version_id, new_version) == 0;
 	never_moved = cur.version_id && strcmp(cur.version_id, old_version) == 0;

@@ -31,7 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
-#include "secretsmgr.h"
+#include "secretbuf.h"
 #include "verify.h"
 
 /* Role state from its pg_authid row; *shadow gets a copy of rolpassword. */

@@ -53,11 +53,14 @@ foreach my $sql (
 	"SELECT secretsmgr_rotate('standby/app')",
 	"SELECT secretsmgr_set_secret('standby/app', '$token')",
 	"SELECT secretsmgr_reconcile('standby/app')",
-	"SELECT secretsmgr_manage('standby/app', 'standby_app')")
+	"SELECT secretsmgr_manage('standby/app', 'standby_app')",
+	"SELECT * FROM secretsmgr_rotate_due()")
 {
 	my ($ret, $out, $err) = $standby->psql('postgres', $sql, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
-	(my $fn = $sql) =~ s/^SELECT (\w+).*/$1/;
+	(my $fn = $sql) =~ s/^SELECT (?:\* FROM )?(\w+).*/$1/;
 	like($err, qr/ERROR:  25006: cannot run $fn\(\) during recovery/, "$fn is refused on the standby");
+	like($err, qr/DETAIL:  $fn\(\) changes role passwords or the tables secretsmgr owns, which a standby cannot\./,
+		"$fn says why");
 	like($err, qr/HINT:  Run $fn\(\) on the primary server/, "$fn says where to run it");
 }
 is(SmTest::smctl('calls', 'PutSecretValue'), '0', 'the refused rotation stored nothing');
