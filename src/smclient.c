@@ -581,10 +581,14 @@ sm_client_try_call(const char *operation, json_t *request, SmAwsError *err)
 	volatile bool refreshed_credentials = false;
 	int			attempt;
 	char		statname[128];
+	const char *sid;
+	char	   *stat_secret_id;
 
 	memset(err, 0, sizeof(*err));
 	/* the request is ours: once serialised, the body is all that is sent */
 	body = json_dumps(request, JSON_COMPACT);
+	sid = json_string_value(json_object_get(request, "SecretId"));
+	stat_secret_id = sid ? pstrdup(sid) : NULL;
 	json_decref(request);
 	/* an operation missing from the table would be missing from the policy */
 	if (find_operation(operation) == NULL)
@@ -646,7 +650,7 @@ sm_client_try_call(const char *operation, json_t *request, SmAwsError *err)
 	PG_END_TRY();
 
 	sm_stats_count(SM_STAT_API_CALL, operation, now_ms() - start);
-	sm_cstats_call(operation, json_string_value(json_object_get(request, "SecretId")),
+	sm_cstats_call(operation, stat_secret_id,
 				   now_ms() - start, err->attempts - 1, result ? NULL : err->type);
 	return result;
 }
