@@ -206,18 +206,6 @@ get_cred_context(void)
 	return cred_context;
 }
 
-/* Zero and pfree a cache string, leaving NULL behind. */
-static void
-scrub_cache_string(char **s)
-{
-	if (*s != NULL)
-	{
-		sm_secure_zero(*s, strlen(*s));
-		pfree(*s);
-	}
-	*s = NULL;
-}
-
 /* Copy s (or NULL) into the cache context. */
 static char *
 cache_strdup(const char *s)
@@ -229,9 +217,9 @@ cache_strdup(const char *s)
 static void
 scrub_cache_values(SmCredValues *v)
 {
-	scrub_cache_string(&v->access_key_id);
-	scrub_cache_string(&v->secret_access_key);
-	scrub_cache_string(&v->session_token);
+	sm_secret_free_string(&v->access_key_id);
+	sm_secret_free_string(&v->secret_access_key);
+	sm_secret_free_string(&v->session_token);
 	v->expiration = 0;
 }
 
@@ -251,12 +239,12 @@ static void
 file_cache_clear(void)
 {
 	scrub_cache_values(&file_cache.v);
-	scrub_cache_string(&file_cache.role.role_arn);
-	scrub_cache_string(&file_cache.role.source_profile);
-	scrub_cache_string(&file_cache.role.credential_source);
-	scrub_cache_string(&file_cache.role.web_identity_token_file);
-	scrub_cache_string(&file_cache.role.role_session_name);
-	scrub_cache_string(&file_cache.role.external_id);
+	sm_secret_free_string(&file_cache.role.role_arn);
+	sm_secret_free_string(&file_cache.role.source_profile);
+	sm_secret_free_string(&file_cache.role.credential_source);
+	sm_secret_free_string(&file_cache.role.web_identity_token_file);
+	sm_secret_free_string(&file_cache.role.role_session_name);
+	sm_secret_free_string(&file_cache.role.external_id);
 	if (file_cache.path)
 		pfree(file_cache.path);
 	if (file_cache.profile)

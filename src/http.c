@@ -1361,3 +1361,23 @@ sm_http_perform_many(const SmHttpRequest *reqs, int n, int max_in_flight,
 	}
 	PG_END_TRY();
 }
+
+/*
+ * The check of an endpoint setting (secretsmgr.endpoint, sts_endpoint):
+ * empty, https, or http on a loopback address.  A URL with userinfo
+ * passes here and is checked where it is used, because PostgreSQL's
+ * message for a refused value would quote it whole, password and all.
+ */
+bool
+sm_http_endpoint_setting_ok(const char *value)
+{
+	char	   *shown;
+	bool		userinfo;
+
+	if (value == NULL || value[0] == '\0')
+		return true;
+	shown = sm_http_url_redacted(value);
+	userinfo = strcmp(shown, value) != 0;
+	pfree(shown);
+	return userinfo || sm_http_url_allowed(value, NULL);
+}

@@ -118,4 +118,7 @@ extern char *sm_http_proxy_for(const char *url, const char **varname,
 /* Drop the cached connection (after a transport error or on demand). */
 extern void sm_http_reset(void);
 
+/* May an endpoint setting hold value?  See http.c. */
+extern bool sm_http_endpoint_setting_ok(const char *value);
+
 #endif							/* SECRETSMGR_HTTP_H */

@@ -126,3 +126,15 @@ sm_secretbuf_init(void)
 {
 	json_set_alloc_funcs(json_zeroing_malloc, json_zeroing_free);
 }
+
+/* Zero and pfree a string that held a secret, leaving NULL behind. */
+void
+sm_secret_free_string(char **s)
+{
+	if (*s != NULL)
+	{
+		sm_secure_zero(*s, strlen(*s));
+		pfree(*s);
+	}
+	*s = NULL;
+}

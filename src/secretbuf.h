@@ -23,6 +23,9 @@ extern char *sm_secret_alloc(size_t len);
 extern char *sm_secret_strdup(const char *s);
 extern char *sm_secret_strndup(const char *s, size_t len);
 
+/* Zero and pfree a string that held a secret, leaving NULL behind. */
+extern void sm_secret_free_string(char **s);
+
 /* Make jansson allocate through the zeroing allocator (from _PG_init). */
 extern void sm_secretbuf_init(void);
 

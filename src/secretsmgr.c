@@ -31,29 +31,11 @@ void		_PG_init(void);
 static bool
 check_endpoint(char **newval, void **extra, GucSource source)
 {
-	char	   *shown;
-	bool		userinfo;
-
-	if (*newval == NULL || (*newval)[0] == '\0')
+	if (sm_http_endpoint_setting_ok(*newval))
 		return true;
-
-	/*
-	 * PostgreSQL's message for a refused value quotes it whole: a URL with
-	 * userinfo ("user:password@") is checked when it is used instead, where
-	 * the message leaves the userinfo out.
-	 */
-	shown = sm_http_url_redacted(*newval);
-	userinfo = strcmp(shown, *newval) != 0;
-	pfree(shown);
-	if (userinfo)
-		return true;
-	if (!sm_http_url_allowed(*newval, NULL))
-	{
-		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
-		GUC_check_errdetail("The endpoint must be an https:// URL, or http:// on a loopback address.");
-		return false;
-	}
-	return true;
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errdetail("The endpoint must be an https:// URL, or http:// on a loopback address.");
+	return false;
 }
 
 /* secretsmgr.region: empty or an AWS region name such as "eu-west-1". */

@@ -210,16 +210,7 @@ check_session_name(char **newval, void **extra, GucSource source)
 static bool
 check_sts_endpoint(char **newval, void **extra, GucSource source)
 {
-	char	   *shown;
-	bool		userinfo;
-
-	if (*newval == NULL || (*newval)[0] == '\0')
-		return true;
-	/* a URL with userinfo is checked at use, where messages leave it out */
-	shown = sm_http_url_redacted(*newval);
-	userinfo = strcmp(shown, *newval) != 0;
-	pfree(shown);
-	if (userinfo || sm_http_url_allowed(*newval, NULL))
+	if (sm_http_endpoint_setting_ok(*newval))
 		return true;
 	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
 	GUC_check_errdetail("The endpoint must be an https:// URL, or http:// on a loopback address.");
@@ -358,25 +349,13 @@ get_sts_context(void)
 	return sts_context;
 }
 
-/* Zero and pfree a kept string. */
-static void
-scrub(char **s)
-{
-	if (*s != NULL)
-	{
-		sm_secure_zero(*s, strlen(*s));
-		pfree(*s);
-	}
-	*s = NULL;
-}
-
 /* Forget one provider's kept credentials. */
 static void
 cache_clear(SmStsCache *c)
 {
-	scrub(&c->access_key_id);
-	scrub(&c->secret_access_key);
-	scrub(&c->session_token);
+	sm_secret_free_string(&c->access_key_id);
+	sm_secret_free_string(&c->secret_access_key);
+	sm_secret_free_string(&c->session_token);
 	c->valid = false;
 	c->warned = false;
 	c->expiration = 0;
