@@ -10,6 +10,7 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -135,4 +136,26 @@ sm_subxact_run(void (*fn) (void *arg), void *arg)
 	CurrentResourceOwner = owner;
 	sm_backend_check_interrupts();
 	return edata;
+}
+
+/*
+ * Describe a one-shot worker of this library for this backend: it
+ * connects to a database once recovery is over, is never restarted, and
+ * gets main_arg (a dynamic shared memory handle).  function is the entry
+ * point's name, what the worker does ("history writer", ...) its type.
+ */
+void
+sm_backend_worker_describe(BackgroundWorker *w, const char *function,
+						   const char *what, Datum main_arg, pid_t notify_pid)
+{
+	memset(w, 0, sizeof(*w));
+	w->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w->bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(w->bgw_library_name, BGW_MAXLEN, "secretsmgr");
+	snprintf(w->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(w->bgw_name, BGW_MAXLEN, "secretsmgr %s for PID %d", what, MyProcPid);
+	snprintf(w->bgw_type, BGW_MAXLEN, "secretsmgr %s", what);
+	w->bgw_main_arg = main_arg;
+	w->bgw_notify_pid = notify_pid;
 }

@@ -25,4 +25,9 @@ extern bool sm_backend_client_gone(void);
 /* CHECK_FOR_INTERRUPTS, noticing a lost client too. */
 extern void sm_backend_check_interrupts(void);
 
+/* Fill *w for a one-shot database worker of this library (see backend.c). */
+struct BackgroundWorker;
+extern void sm_backend_worker_describe(struct BackgroundWorker *w, const char *function,
+									   const char *what, Datum main_arg, pid_t notify_pid);
+
 #endif							/* SECRETSMGR_BACKEND_H */

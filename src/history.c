@@ -40,6 +40,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "backend.h"
 #include "extension.h"
 #include "history.h"
 #include "runas.h"
@@ -358,16 +359,8 @@ sm_history_insert_autonomous(const SmHistoryRow *row)
 	handle = dsm_segment_handle(seg);
 	dsm_pin_segment(seg);
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "secretsmgr");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "sm_history_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "secretsmgr history writer for PID %d", MyProcPid);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "secretsmgr history writer");
-	worker.bgw_main_arg = UInt32GetDatum(handle);
-	worker.bgw_notify_pid = MyProcPid;
+	sm_backend_worker_describe(&worker, "sm_history_worker_main", "history writer",
+							   UInt32GetDatum(handle), MyProcPid);
 
 	if (!RegisterDynamicBackgroundWorker(&worker, &bgw))
 	{

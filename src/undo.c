@@ -196,16 +196,8 @@ sm_undo_prepare(const SmUndoMove *moves, int nmoves)
 	undo_seg = seg;
 	undo_performed = 0;
 
-	memset(&undo_worker, 0, sizeof(undo_worker));
-	undo_worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	undo_worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	undo_worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(undo_worker.bgw_library_name, BGW_MAXLEN, "secretsmgr");
-	snprintf(undo_worker.bgw_function_name, BGW_MAXLEN, "sm_undo_worker_main");
-	snprintf(undo_worker.bgw_name, BGW_MAXLEN, "secretsmgr stage undo for PID %d", MyProcPid);
-	snprintf(undo_worker.bgw_type, BGW_MAXLEN, "secretsmgr stage undo");
-	undo_worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-	undo_worker.bgw_notify_pid = 0;
+	sm_backend_worker_describe(&undo_worker, "sm_undo_worker_main", "stage undo",
+							   UInt32GetDatum(dsm_segment_handle(seg)), 0);
 }
 
 /* Move i reached Secrets Manager: it is to be moved back on abort. */
