@@ -30,7 +30,6 @@
 
 #include "access/xact.h"
 #include "common/ip.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 /*
@@ -62,9 +61,7 @@
 #include "utils/tuplestore.h"
 
 #include "compat.h"
-#include "extension.h"
 #include "registry.h"
-#include "runas.h"
 #include "backend.h"
 #include "secretbuf.h"
 #include "settings.h"
@@ -357,73 +354,42 @@ typedef struct StaleItem
 	TimestampTz last;
 } StaleItem;
 
-typedef struct StaleRolesCall
-{
-	const char *sql;
-	MemoryContext cxt;
-	List	   *roles;
-} StaleRolesCall;
-
-/* As the extension owner: every managed role and its last rotation. */
-static void
-stale_roles_owner(void *arg)
-{
-	StaleRolesCall *call = arg;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(call->sql, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read secretsmgr_managed");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		MemoryContext old = MemoryContextSwitchTo(call->cxt);
-		StaleRole  *r = palloc0(sizeof(StaleRole));
-		bool		isnull;
-		Datum		d;
-
-		r->secret_id = SPI_getvalue(tup, desc, 1);
-		r->role_name = SPI_getvalue(tup, desc, 2);
-		d = SPI_getbinval(tup, desc, 3, &isnull);
-		if (!isnull)
-		{
-			r->has_last = true;
-			r->last_rotation = DatumGetTimestampTz(d);
-		}
-		call->roles = lappend(call->roles, r);
-		MemoryContextSwitchTo(old);
-	}
-	SPI_finish();
-}
-
 /*
  * Every managed role (role and clone) of this database, with the end of its
- * secret's newest succeeded rotation, ordered by secret and role.
+ * secret's newest succeeded rotation, ordered by secret and role (read
+ * through the registry, as every read of secretsmgr_managed is).
  */
 static List *
 stale_roles(void)
 {
-	char	   *schema = sm_extension_schema_quoted();
-	StaleRolesCall call;
+	List	   *result = NIL;
+	ListCell   *lc;
 
-	call.sql = psprintf("SELECT m.secret_id, r.role::pg_catalog.text,"
-						"       (SELECT pg_catalog.max(h.finished_at)"
-						"          FROM %s.secretsmgr_rotation_history h"
-						"         WHERE h.secret_id OPERATOR(pg_catalog.=) m.secret_id"
-						"           AND h.status OPERATOR(pg_catalog.=) 'succeeded'"
-						"           AND h.step OPERATOR(pg_catalog.=) ANY"
-						"               (ARRAY['finishSecret', 'setSecret', 'reconcile']::pg_catalog.text[]))"
-						"  FROM %s.secretsmgr_managed m,"
-						"       LATERAL (VALUES (m.role_name), (m.clone_role)) r(role)"
-						" WHERE r.role IS NOT NULL"
-						" ORDER BY m.secret_id USING OPERATOR(pg_catalog.<),"
-						"          r.role::pg_catalog.text USING OPERATOR(pg_catalog.<)",
-						schema, schema);
-	call.cxt = CurrentMemoryContext;
-	call.roles = NIL;
-	sm_runas_owner(stale_roles_owner, &call);
-	return call.roles;
+	foreach(lc, sm_registry_managed())
+	{
+		SmManaged  *m = lfirst(lc);
+		const char *roles[2] = {m->role_name, m->clone_role};
+
+		if (m->clone_role && strcmp(m->clone_role, m->role_name) < 0)
+		{
+			roles[0] = m->clone_role;
+			roles[1] = m->role_name;
+		}
+		for (int i = 0; i < 2; i++)
+		{
+			StaleRole  *r;
+
+			if (roles[i] == NULL)
+				continue;
+			r = palloc0(sizeof(StaleRole));
+			r->secret_id = pstrdup(m->secret_id);
+			r->role_name = pstrdup(roles[i]);
+			r->has_last = m->has_last;
+			r->last_rotation = m->last_rotated;
+			result = lappend(result, r);
+		}
+	}
+	return result;
 }
 
 /* The client address of a backend, as the hook sees it ("[local]" for Unix sockets). */
