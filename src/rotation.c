@@ -938,6 +938,7 @@ perform_puts_concurrently(List *moves)
 	int		   *which = palloc(sizeof(int) * n);
 	int			nreq = 0;
 	ErrorData  *first = NULL;
+	const char *first_secret = NULL;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -978,7 +979,10 @@ perform_puts_concurrently(List *moves)
 				sm_undo_not_performed(which[k]);
 			edata = put_failed(m, &errs[k]);
 			if (first == NULL)
+			{
 				first = edata;
+				first_secret = m->secret_id;
+			}
 		}
 	}
 	if (first != NULL)
@@ -987,8 +991,8 @@ perform_puts_concurrently(List *moves)
 			scrub_put(list_nth(moves, i));
 		pending_puts = NIL;
 		sm_undo_set_reason(first->sqlerrcode,
-						   psprintf("the PutSecretValue of a rotated secret failed: %s",
-									first->message));
+						   psprintf("the PutSecretValue of secret \"%s\" failed: %s",
+									first_secret, first->message));
 		ReThrowError(first);
 	}
 }

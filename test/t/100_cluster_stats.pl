@@ -100,7 +100,7 @@ $pre->safe_psql('postgres',
 	"CREATE ROLE cs_app LOGIN; SELECT secretsmgr_manage('cs/app', 'cs_app');");
 $pre->safe_psql('postgres', "SELECT secretsmgr_rotate('cs/app')");
 $pre->safe_psql('postgres', "BEGIN; SELECT secretsmgr_rotate('cs/app'); ROLLBACK;");
-SmTest::fault_on('UpdateSecretVersionStage', 'access_denied', 1);
+SmTest::fault_on('PutSecretValue', 'access_denied', 1);
 $pre->psql('postgres', "SELECT secretsmgr_rotate('cs/app')");
 is($pre->safe_psql('postgres', q{
 	SELECT rotations_succeeded || '|' || rotations_failed || '|'
@@ -208,7 +208,7 @@ foreach my $node ($plain, $pre)
 	$node->safe_psql('postgres', "BEGIN; SELECT secretsmgr_rotate('$secret'); ROLLBACK;");
 	$node->safe_psql('postgres',
 		"BEGIN; SAVEPOINT s; SELECT secretsmgr_rotate('$secret'); ROLLBACK TO s; COMMIT;");
-	SmTest::fault_on('UpdateSecretVersionStage', 'access_denied', 1);
+	SmTest::fault_on('PutSecretValue', 'access_denied', 1);
 	$node->psql('postgres', "SELECT secretsmgr_rotate('$secret')");
 	# the scheduler's path: due because its interval has passed
 	$node->safe_psql('postgres',
