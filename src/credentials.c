@@ -186,15 +186,6 @@ nonempty(const char *s)
 	return s != NULL && s[0] != '\0';
 }
 
-/* getenv, with an empty value taken as unset. */
-static const char *
-env_get(const char *name)
-{
-	const char *v = getenv(name);
-
-	return nonempty(v) ? v : NULL;
-}
-
 /* The context that holds the caches, created on first use. */
 static MemoryContext
 get_cred_context(void)
@@ -317,8 +308,8 @@ from_settings(SmCredentials *out)
 static bool
 from_environment(SmCredentials *out)
 {
-	const char *id = env_get("AWS_ACCESS_KEY_ID");
-	const char *secret = env_get("AWS_SECRET_ACCESS_KEY");
+	const char *id = sm_env_get("AWS_ACCESS_KEY_ID");
+	const char *secret = sm_env_get("AWS_SECRET_ACCESS_KEY");
 	SmCredValues v;
 
 	if (id == NULL && secret == NULL)
@@ -333,7 +324,7 @@ from_environment(SmCredentials *out)
 
 	v.access_key_id = (char *) id;
 	v.secret_access_key = (char *) secret;
-	v.session_token = (char *) env_get("AWS_SESSION_TOKEN");
+	v.session_token = (char *) sm_env_get("AWS_SESSION_TOKEN");
 	v.expiration = 0;
 	validate_values(&v, "the server's environment");
 	copy_out(out, &v, SRC_ENVIRONMENT);
@@ -344,7 +335,7 @@ from_environment(SmCredentials *out)
 static const char *
 home_directory(void)
 {
-	const char *home = env_get("HOME");
+	const char *home = sm_env_get("HOME");
 	struct passwd *pw;
 
 	if (home != NULL)
@@ -359,7 +350,7 @@ home_directory(void)
 static char *
 shared_file_path(void)
 {
-	const char *env = env_get("AWS_SHARED_CREDENTIALS_FILE");
+	const char *env = sm_env_get("AWS_SHARED_CREDENTIALS_FILE");
 	const char *home;
 
 	if (env != NULL && !(env[0] == '~' && (env[1] == '/' || env[1] == '\0')))
@@ -387,7 +378,7 @@ shared_file_profile(const char **named_by)
 		*named_by = "secretsmgr.profile";
 		return sm_guc_profile;
 	}
-	env = env_get("AWS_PROFILE");
+	env = sm_env_get("AWS_PROFILE");
 	if (env != NULL)
 	{
 		*named_by = "AWS_PROFILE";
@@ -744,8 +735,8 @@ endpoint_request(const char *method, const char *url,
 static bool
 container_configured(void)
 {
-	return env_get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") != NULL ||
-		env_get("AWS_CONTAINER_CREDENTIALS_FULL_URI") != NULL;
+	return sm_env_get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") != NULL ||
+		sm_env_get("AWS_CONTAINER_CREDENTIALS_FULL_URI") != NULL;
 }
 
 /*
@@ -756,7 +747,7 @@ container_configured(void)
 static char *
 container_authorization(void)
 {
-	const char *path = env_get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+	const char *path = sm_env_get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
 	const char *env;
 	char	   *token;
 	size_t		len;
@@ -803,7 +794,7 @@ container_authorization(void)
 			buf[--len] = '\0';
 		token = buf;
 	}
-	else if ((env = env_get("AWS_CONTAINER_AUTHORIZATION_TOKEN")) != NULL)
+	else if ((env = sm_env_get("AWS_CONTAINER_AUTHORIZATION_TOKEN")) != NULL)
 	{
 		token = sm_secret_strdup(env);
 		len = strlen(token);
@@ -831,8 +822,8 @@ container_authorization(void)
 static bool
 container_fetch(SmCredValues *v, SmFetchFailure *f)
 {
-	const char *relative = env_get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-	const char *full = env_get("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+	const char *relative = sm_env_get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	const char *full = sm_env_get("AWS_CONTAINER_CREDENTIALS_FULL_URI");
 	const char *endpoint = "container credentials endpoint";
 	char	   *url;
 	char	   *auth;
@@ -902,7 +893,7 @@ container_fetch(SmCredValues *v, SmFetchFailure *f)
 static bool
 imds_disabled(void)
 {
-	const char *v = env_get("AWS_EC2_METADATA_DISABLED");
+	const char *v = sm_env_get("AWS_EC2_METADATA_DISABLED");
 
 	return v != NULL && pg_strcasecmp(v, "true") == 0;
 }
@@ -931,7 +922,7 @@ static bool
 imds_fetch(SmCredValues *v, SmFetchFailure *f)
 {
 	const char *endpoint = "EC2 instance metadata service";
-	const char *base_env = env_get("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+	const char *base_env = sm_env_get("AWS_EC2_METADATA_SERVICE_ENDPOINT");
 	char	   *base;
 	size_t		blen;
 	char	   *url;

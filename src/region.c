@@ -2,24 +2,13 @@
  * region.c
  *		The AWS region every request is signed for and sent to.
  *
- * Ground floor: reads secretsmgr.region and the server's environment,
- * calls nothing else of secretsmgr.
+ * Reads secretsmgr.region and the server's environment (settings.c),
+ * and calls nothing else of secretsmgr.
  */
 #include "postgres.h"
 
-#include <stdlib.h>
-
 #include "region.h"
 #include "settings.h"
-
-/* getenv, with an empty value taken as unset. */
-static const char *
-env_value(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v != NULL && v[0] != '\0' ? v : NULL;
-}
 
 /*
  * The region: secretsmgr.region, else AWS_REGION, else AWS_DEFAULT_REGION.
@@ -37,9 +26,9 @@ sm_region_get(void)
 		region = sm_guc_region;
 		from = "secretsmgr.region";
 	}
-	else if ((region = env_value("AWS_REGION")) != NULL)
+	else if ((region = sm_env_get("AWS_REGION")) != NULL)
 		from = "AWS_REGION";
-	else if ((region = env_value("AWS_DEFAULT_REGION")) != NULL)
+	else if ((region = sm_env_get("AWS_DEFAULT_REGION")) != NULL)
 		from = "AWS_DEFAULT_REGION";
 	else
 		ereport(ERROR,

@@ -817,6 +817,25 @@ already_moved(List *moves, int upto, const SmPendingPut *m)
 	return false;
 }
 
+/* Record that queued put m failed with edata (the row outlives the abort). */
+static void
+record_put_failure(const SmPendingPut *m, ErrorData *edata)
+{
+	SmHistoryRow row;
+
+	memset(&row, 0, sizeof(row));
+	row.secret_id = m->secret_id;
+	row.role_name = m->role_name;
+	row.new_version_id = m->new_version_id;
+	row.previous_version_id = m->old_version_id;
+	row.strategy = m->strategy;
+	row.step = "finishSecret";
+	row.via = m->via;
+	row.started_at = m->started_at;
+	row.executed_by = m->executed_by;
+	record_failure(&row, edata, "rotate", m->started_at);
+}
+
 /*
  * One queued put: the new version, made AWSCURRENT, under the rotation's
  * token (every retry sends the same token and value, so a retry whose
@@ -839,7 +858,6 @@ put_version(SmPendingPut *m)
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		SmHistoryRow row;
 
 		MemoryContextSwitchTo(ctx);
 		edata = CopyErrorData();
@@ -849,18 +867,7 @@ put_version(SmPendingPut *m)
 		sm_undo_set_reason(edata->sqlerrcode,
 						   psprintf("the PutSecretValue of secret \"%s\" failed: %s",
 									m->secret_id, edata->message));
-
-		memset(&row, 0, sizeof(row));
-		row.secret_id = m->secret_id;
-		row.role_name = m->role_name;
-		row.new_version_id = m->new_version_id;
-		row.previous_version_id = m->old_version_id;
-		row.strategy = m->strategy;
-		row.step = "finishSecret";
-		row.via = m->via;
-		row.started_at = m->started_at;
-		row.executed_by = m->executed_by;
-		record_failure(&row, edata, "rotate", m->started_at);
+		record_put_failure(m, edata);
 		ReThrowError(edata);
 	}
 	PG_END_TRY();
@@ -883,23 +890,11 @@ put_failed(SmPendingPut *m, const SmAwsError *err)
 	}
 	PG_CATCH();
 	{
-		SmHistoryRow row;
-
 		MemoryContextSwitchTo(ctx);
 		edata = CopyErrorData();
 		FlushErrorState();
 		scrub_put(m);
-		memset(&row, 0, sizeof(row));
-		row.secret_id = m->secret_id;
-		row.role_name = m->role_name;
-		row.new_version_id = m->new_version_id;
-		row.previous_version_id = m->old_version_id;
-		row.strategy = m->strategy;
-		row.step = "finishSecret";
-		row.via = m->via;
-		row.started_at = m->started_at;
-		row.executed_by = m->executed_by;
-		record_failure(&row, edata, "rotate", m->started_at);
+		record_put_failure(m, edata);
 	}
 	PG_END_TRY();
 	return edata;

@@ -8,6 +8,8 @@
  */
 #include "postgres.h"
 
+#include <stdlib.h>
+
 #include "settings.h"
 
 char	   *sm_guc_region = NULL;
@@ -30,3 +32,15 @@ int			sm_guc_cache_max_stale_s = 0;
 int			sm_guc_cache_pending_ttl_s = 5;
 int			sm_guc_password_length = 32;
 bool		sm_guc_allow_privileged_roles = false;
+
+/*
+ * A variable of the server's environment (the postmaster's, inherited by
+ * every backend), with an empty value taken as unset.
+ */
+const char *
+sm_env_get(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && v[0] != '\0' ? v : NULL;
+}

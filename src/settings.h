@@ -34,4 +34,7 @@ extern int	sm_guc_cache_pending_ttl_s;
 extern int	sm_guc_password_length;
 extern bool sm_guc_allow_privileged_roles;
 
+/* A variable of the server's environment; NULL when unset or empty. */
+extern const char *sm_env_get(const char *name);
+
 #endif							/* SECRETSMGR_SETTINGS_H */

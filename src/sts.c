@@ -132,15 +132,6 @@ nonempty(const char *s)
 	return s != NULL && s[0] != '\0';
 }
 
-/* getenv, with an empty value taken as unset. */
-static const char *
-env_get(const char *name)
-{
-	const char *v = getenv(name);
-
-	return nonempty(v) ? v : NULL;
-}
-
 /* Is s a role ARN in shape: "arn:", printable, 20 to 2048 characters? */
 static bool
 role_arn_ok(const char *s)
@@ -253,7 +244,7 @@ sm_sts_define_settings(void)
 bool
 sm_sts_use_fips(void)
 {
-	const char *env = env_get("AWS_USE_FIPS_ENDPOINT");
+	const char *env = sm_env_get("AWS_USE_FIPS_ENDPOINT");
 
 	return sm_guc_use_fips_endpoint ||
 		(env != NULL && pg_strcasecmp(env, "true") == 0);
@@ -270,12 +261,12 @@ endpoint_url(const char **named_by)
 		*named_by = "secretsmgr.sts_endpoint";
 		return pstrdup(sm_guc_sts_endpoint);
 	}
-	if ((v = env_get("AWS_ENDPOINT_URL_STS")) != NULL)
+	if ((v = sm_env_get("AWS_ENDPOINT_URL_STS")) != NULL)
 	{
 		*named_by = "AWS_ENDPOINT_URL_STS";
 		return pstrdup(v);
 	}
-	if ((v = env_get("AWS_ENDPOINT_URL")) != NULL)
+	if ((v = sm_env_get("AWS_ENDPOINT_URL")) != NULL)
 	{
 		*named_by = "AWS_ENDPOINT_URL";
 		return pstrdup(v);
@@ -862,8 +853,8 @@ use_kept_or_raise(SmStsCache *c, const char *key, const SmStsFailure *f,
 bool
 sm_sts_web_identity_from_env(SmWebIdentity *wi)
 {
-	const char *file = env_get("AWS_WEB_IDENTITY_TOKEN_FILE");
-	const char *role = env_get("AWS_ROLE_ARN");
+	const char *file = sm_env_get("AWS_WEB_IDENTITY_TOKEN_FILE");
+	const char *role = sm_env_get("AWS_ROLE_ARN");
 
 	if (file == NULL)
 		return false;
@@ -875,7 +866,7 @@ sm_sts_web_identity_from_env(SmWebIdentity *wi)
 				 errhint("Set AWS_ROLE_ARN in the environment the server is started with, or unset AWS_WEB_IDENTITY_TOKEN_FILE.")));
 	wi->token_file = file;
 	wi->role_arn = role;
-	wi->session_name = env_get("AWS_ROLE_SESSION_NAME");
+	wi->session_name = sm_env_get("AWS_ROLE_SESSION_NAME");
 	wi->configured_by = "AWS_WEB_IDENTITY_TOKEN_FILE";
 	return true;
 }
